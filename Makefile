@@ -1,0 +1,34 @@
+# Two commands on a fresh machine with Python >= 3.10 and pip: `make demo` and `make test`.
+# Both create .venv and install through constraints.txt, which pins torch to the CPU build.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --constraint constraints.txt
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and by exact pin, so that no later resolver step can pick a CUDA build.
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[plot]'
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.demo-installed
+	$(PIP) -e '.[test,plot]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/python examples/demo.py --out demo-output
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) demo-output

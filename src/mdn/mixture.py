@@ -1,0 +1,542 @@
+"""Batches of Gaussian mixtures: the conditional distribution an MDN predicts per input."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covariance"]
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def precision_cholesky_from_covariance(covariance: Tensor) -> Tensor:
+    """Upper-triangular ``U`` with ``U @ U.mT == inverse(covariance)``.
+
+    Parameters
+    ----------
+    covariance : Tensor of shape (..., D, D)
+        Symmetric positive-definite matrices.
+
+    Returns
+    -------
+    Tensor of shape (..., D, D)
+        ``U = inverse(L).mT`` where ``L`` is the lower Cholesky factor of ``covariance``
+        (the convention of scikit-learn's ``GaussianMixture.precisions_cholesky_``).
+    """
+    chol, info = torch.linalg.cholesky_ex(covariance)
+    if bool((info != 0).any()):
+        raise ValueError(
+            "covariance matrices must be symmetric positive-definite; "
+            f"{int((info != 0).sum())} of them are not (check for zero or negative variances "
+            "and for correlations of magnitude >= 1)"
+        )
+    eye = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
+    return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).mT
+
+
+class GaussianMixture:
+    r"""A batch of mixtures of K Gaussians over D-dimensional targets.
+
+    .. math:: p(y) = \sum_k \pi_k \, \mathcal{N}(y;\ \mu_k, \Sigma_k)
+
+    The batch may have any shape ``B`` (an MDN gives one mixture per input row, ``B = (N,)``).
+    Each component's covariance is held as the upper-triangular Cholesky factor ``U`` of its
+    precision, ``inverse(Sigma_k) = U @ U.mT``, so that a log-density costs one triangular
+    product and a sum of logs; covariances are derived only on request.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (*B, K)
+        Unnormalised log-weights; they are normalised with ``log_softmax``.
+    means : Tensor of shape (*B, K, D)
+        Component means.
+    precision_cholesky : Tensor
+        ``full``: (*B, K, D, D) upper-triangular with a positive diagonal;
+        ``diag``: (*B, K, D) square roots of the precisions (1 / standard deviation);
+        ``spherical``: (*B, K), one such value per component.
+    covariance : {"full", "diag", "spherical"}
+        Covariance type, named as in scikit-learn's ``GaussianMixture``.
+    validate : bool
+        Check shapes and values (turned off by the network head on its hot path).
+
+    Examples
+    --------
+    >>> import torch
+    >>> gm = GaussianMixture.from_params(
+    ...     weights=torch.tensor([[0.3, 0.7]]),
+    ...     means=torch.tensor([[[-1.0], [2.0]]]),
+    ...     covariances=torch.tensor([[0.25, 1.0]]),
+    ... )
+    >>> gm
+    GaussianMixture(batch_shape=(1,), n_components=2, n_dims=1, covariance='spherical')
+    >>> gm.mean()
+    tensor([[1.1000]])
+    >>> gm.sample(1000, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([1000, 1, 1])
+    >>> lo, hi = gm.interval(0.9)
+    """
+
+    def __init__(
+        self,
+        logits: Tensor,
+        means: Tensor,
+        precision_cholesky: Tensor,
+        covariance: str = "full",
+        *,
+        validate: bool = True,
+    ) -> None:
+        if covariance not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
+        self.covariance_type = covariance
+        if validate:
+            _check_parameters(logits, means, precision_cholesky, covariance)
+        self.log_weights = torch.log_softmax(logits, dim=-1)  # [*B, K]
+        self.means = means  # [*B, K, D]
+        self.precision_cholesky = precision_cholesky
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_params(
+        cls,
+        weights: Tensor,
+        means: Tensor,
+        covariances: Tensor,
+        covariance: str | None = None,
+    ) -> GaussianMixture:
+        """Build a mixture from weights, means and covariances.
+
+        Parameters
+        ----------
+        weights : array-like of shape (*B, K)
+            Non-negative, summing to 1 over the last axis.
+        means : array-like of shape (*B, K, D)
+        covariances : array-like
+            (*B, K, D, D) matrices for ``full``, (*B, K, D) variances for ``diag``,
+            (*B, K) variances for ``spherical``.
+        covariance : {"full", "diag", "spherical"}, optional
+            Inferred from the shape of ``covariances`` when omitted.
+        """
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.to(torch.get_default_dtype())
+        weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
+        covariances = torch.as_tensor(covariances, dtype=means.dtype, device=means.device)
+        if means.ndim < 2:
+            raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
+        lead = means.shape[:-1]  # (*B, K)
+        shapes = {"full": (*lead, means.shape[-1], means.shape[-1]), "diag": tuple(means.shape),
+                  "spherical": tuple(lead)}
+        if covariance is None:
+            covariance = next((t for t, s in shapes.items() if tuple(covariances.shape) == s), None)
+            if covariance is None:
+                raise ValueError(
+                    f"covariances of shape {tuple(covariances.shape)} fit none of the covariance "
+                    f"types for means of shape {tuple(means.shape)}: expected {shapes['full']} "
+                    f"(full), {shapes['diag']} (diag) or {shapes['spherical']} (spherical)"
+                )
+        elif covariance not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
+        elif tuple(covariances.shape) != shapes[covariance]:
+            raise ValueError(
+                f"{covariance} covariances must have shape {shapes[covariance]} for means of "
+                f"shape {tuple(means.shape)}, got {tuple(covariances.shape)}"
+            )
+        if tuple(weights.shape) != tuple(lead):
+            raise ValueError(
+                f"weights must have shape {tuple(lead)} (batch and components of the means), "
+                f"got {tuple(weights.shape)}"
+            )
+        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+            raise ValueError("weights must be finite and non-negative")
+        sums = weights.sum(-1)
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+            raise ValueError(
+                "weights must sum to 1 over the components (last axis); got sums between "
+                f"{float(sums.min()):.6g} and {float(sums.max()):.6g}: divide them by their sum"
+            )
+        if covariance == "full":
+            precision_cholesky = precision_cholesky_from_covariance(covariances)
+        else:
+            if not bool((covariances > 0).all()) or not bool(torch.isfinite(covariances).all()):
+                raise ValueError(f"{covariance} variances must be finite and positive")
+            precision_cholesky = covariances.rsqrt()
+        return cls(weights.log(), means, precision_cholesky, covariance)
+
+    @staticmethod
+    def cat(mixtures: Sequence[GaussianMixture]) -> GaussianMixture:
+        """Concatenate mixtures along the first batch dimension."""
+        mixtures = list(mixtures)
+        if not mixtures:
+            raise ValueError("cat needs at least one mixture")
+        first = mixtures[0]
+        for other in mixtures[1:]:
+            if (other.covariance_type, other.n_components, other.n_dims) != (
+                first.covariance_type, first.n_components, first.n_dims
+            ):
+                raise ValueError(
+                    "cat needs mixtures of one covariance type, number of components and "
+                    f"dimension; got {first!r} and {other!r}"
+                )
+        return GaussianMixture(
+            torch.cat([m.log_weights for m in mixtures]),
+            torch.cat([m.means for m in mixtures]),
+            torch.cat([m.precision_cholesky for m in mixtures]),
+            first.covariance_type,
+            validate=False,
+        )
+
+    # ------------------------------------------------------------------ shape and access
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.means.shape[:-2]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[-2]
+
+    @property
+    def n_dims(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def weights(self) -> Tensor:
+        """Component weights, shape (*B, K)."""
+        return self.log_weights.exp()
+
+    @property
+    def covariances(self) -> Tensor:
+        """Component covariances in the shape ``from_params`` takes for this type."""
+        if self.covariance_type == "full":
+            return self.component_covariance_matrices()
+        return self.precision_cholesky.square().reciprocal()
+
+    def component_covariance_matrices(self) -> Tensor:
+        """Covariance matrices of the components, shape (*B, K, D, D), for every type."""
+        if self.covariance_type == "full":
+            scale_tril = self._scale_tril()
+            return scale_tril @ scale_tril.mT
+        return torch.diag_embed(self._component_std().square())
+
+    def __len__(self) -> int:
+        if not self.batch_shape:
+            raise TypeError("len() of a mixture with an empty batch shape")
+        return self.batch_shape[0]
+
+    def __getitem__(self, key) -> GaussianMixture:
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis or k is None for k in keys) or len(keys) > len(self.batch_shape):
+            raise IndexError(
+                f"index the batch dimensions {tuple(self.batch_shape)} only, with at most "
+                f"{len(self.batch_shape)} integers, slices or index arrays (no ... or None)"
+            )
+        return GaussianMixture(
+            self.log_weights[key], self.means[key], self.precision_cholesky[key],
+            self.covariance_type, validate=False,
+        )
+
+    def to(self, *args, **kwargs) -> GaussianMixture:
+        """Move or cast every parameter, as ``Tensor.to`` does."""
+        return GaussianMixture(
+            self.log_weights.to(*args, **kwargs),
+            self.means.to(*args, **kwargs),
+            self.precision_cholesky.to(*args, **kwargs),
+            self.covariance_type,
+            validate=False,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianMixture(batch_shape={tuple(self.batch_shape)}, n_components="
+            f"{self.n_components}, n_dims={self.n_dims}, covariance={self.covariance_type!r})"
+        )
+
+    # ------------------------------------------------------------------ densities
+    def component_log_prob(self, y: Tensor) -> Tensor:
+        """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component, shape (..., *B, K)."""
+        y = self._as_points(y)
+        diff = y.unsqueeze(-2) - self.means  # [..., *B, K, D]
+        if self.covariance_type == "full":
+            u = self.precision_cholesky
+            z = (diff.unsqueeze(-2) @ u).squeeze(-2)  # [..., *B, K, D] = U^T (y - mu)
+            half_log_det = u.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [*B, K]
+        elif self.covariance_type == "diag":
+            z = diff * self.precision_cholesky
+            half_log_det = self.precision_cholesky.log().sum(-1)
+        else:
+            z = diff * self.precision_cholesky.unsqueeze(-1)
+            half_log_det = self.n_dims * self.precision_cholesky.log()
+        maha = z.square().sum(-1)  # [..., *B, K]
+        return self.log_weights + half_log_det - 0.5 * (maha + self.n_dims * _LOG_2PI)
+
+    def log_prob(self, y: Tensor) -> Tensor:
+        """Log-density at ``y`` of shape (..., *B, D) (broadcast against the batch).
+
+        Returns
+        -------
+        Tensor of shape (..., *B)
+        """
+        return torch.logsumexp(self.component_log_prob(y), dim=-1)
+
+    def responsibilities(self, y: Tensor) -> Tensor:
+        """Posterior probability of each component given ``y``, shape (..., *B, K)."""
+        return torch.softmax(self.component_log_prob(y), dim=-1)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` samples per mixture, shape (n, *B, D)."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        batch, k, d = self.batch_shape, self.n_components, self.n_dims
+        with torch.no_grad():
+            flat_weights = self.weights.reshape(-1, k)
+            chosen = torch.multinomial(flat_weights, n, replacement=True, generator=generator)
+            chosen = chosen.T.reshape(n, *batch)  # [n, *B]
+            noise = torch.randn(
+                (n, *batch, d), generator=generator, dtype=self.dtype, device=self.device
+            )
+        mu = _gather_component(self.means, chosen)  # [n, *B, D]
+        if self.covariance_type == "full":
+            scale_tril = _gather_component(self._scale_tril(), chosen, event_ndim=2)  # [n, *B, D, D]
+            return mu + (scale_tril @ noise.unsqueeze(-1)).squeeze(-1)
+        return mu + noise * _gather_component(self._component_std(), chosen)
+
+    # ------------------------------------------------------------------ moments and points
+    def mean(self) -> Tensor:
+        """Mixture mean, shape (*B, D)."""
+        return (self.weights.unsqueeze(-1) * self.means).sum(-2)
+
+    def covariance(self) -> Tensor:
+        """Mixture covariance, shape (*B, D, D)."""
+        weights = self.weights[..., None, None]  # [*B, K, 1, 1]
+        spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
+        # Law of total covariance: E_k[Sigma_k] + Cov_k[mu_k].
+        return (weights * (self.component_covariance_matrices()
+                           + spread.unsqueeze(-1) * spread.unsqueeze(-2))).sum(-3)
+
+    def variance(self) -> Tensor:
+        """Mixture variance of each dimension, shape (*B, D)."""
+        spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
+        return (self.weights.unsqueeze(-1) * (self._component_std().square()
+                                              + spread.square())).sum(-2)
+
+    def top(self) -> Tensor:
+        """Mean of the heaviest component, shape (*B, D)."""
+        return _gather_component(self.means, self.log_weights.argmax(-1))
+
+    def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
+        """Highest-density point of each mixture, shape (*B, D).
+
+        Runs the fixed-point iteration ``x <- (sum_k r_k P_k)^-1 sum_k r_k P_k mu_k``
+        (``r_k`` the responsibilities at ``x``, ``P_k`` the precisions; Carreira-Perpinan
+        2000) from every component mean, and keeps the point of highest density among the
+        converged points and the starting means.
+
+        Parameters
+        ----------
+        max_iter : int
+            Iteration limit.
+        tol : float
+            Stop when no point moves by more than ``tol`` times the smallest component
+            standard deviation of its dimension.
+        """
+        starts = self.means.movedim(-2, 0)  # [S=K, *B, D]
+        x = starts
+        scale = self._component_std().amin(-2)  # [*B, D]
+        if self.covariance_type == "full":
+            precision = self.precision_cholesky @ self.precision_cholesky.mT  # [*B, K, D, D]
+            weighted_means = (precision @ self.means.unsqueeze(-1)).squeeze(-1)  # [*B, K, D]
+        else:
+            precision = self.precision_cholesky.square()  # [*B, K, D] or [*B, K]
+            if self.covariance_type == "spherical":
+                precision = precision.unsqueeze(-1)
+            weighted_means = precision * self.means  # [*B, K, D]
+        with torch.no_grad():
+            for _ in range(max_iter):
+                resp = self.responsibilities(x)  # [S, *B, K]
+                rhs = (resp.unsqueeze(-1) * weighted_means).sum(-2)  # [S, *B, D]
+                if self.covariance_type == "full":
+                    lhs = (resp[..., None, None] * precision).sum(-3)  # [S, *B, D, D]
+                    x_new = torch.linalg.solve(lhs, rhs)
+                else:
+                    x_new = rhs / (resp.unsqueeze(-1) * precision).sum(-2)
+                moved = ((x_new - x).abs() / scale).amax() if x.numel() else 0.0
+                x = x_new
+                if moved <= tol:
+                    break
+            candidates = torch.cat([x, starts])  # [2S, *B, D]
+            best = self.log_prob(candidates).argmax(0)  # [*B]
+        return _gather_component(candidates.movedim(0, -2), best)
+
+    # ------------------------------------------------------------------ marginals
+    def marginal(self, dims: int | Sequence[int]) -> GaussianMixture:
+        """The mixture of the selected target dimensions (exact: Gaussians marginalise)."""
+        index = [dims] if isinstance(dims, int) else list(dims)
+        if not index or any(not -self.n_dims <= i < self.n_dims for i in index):
+            raise IndexError(f"dims must be a non-empty selection of 0..{self.n_dims - 1}")
+        if len({i % self.n_dims for i in index}) != len(index):
+            raise IndexError(f"dims must not repeat a dimension, got {index}")
+        means = self.means[..., index]
+        if self.covariance_type == "full":
+            cov = self.component_covariance_matrices()[..., index, :][..., :, index]
+            prec_chol = precision_cholesky_from_covariance(cov)
+        elif self.covariance_type == "diag":
+            prec_chol = self.precision_cholesky[..., index]
+        else:
+            prec_chol = self.precision_cholesky
+        return GaussianMixture(self.log_weights, means, prec_chol, self.covariance_type,
+                               validate=False)
+
+    def cdf(self, y: Tensor) -> Tensor:
+        """Marginal CDF of each dimension at ``y`` of shape (..., *B, D); same shape out."""
+        y = self._as_points(y)
+        u = (y.unsqueeze(-2) - self.means) / self._component_std()  # [..., *B, K, D]
+        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2)
+
+    def marginal_log_prob(self, y: Tensor) -> Tensor:
+        """Log-density of each one-dimensional marginal at ``y``, shape (..., *B, D)."""
+        y = self._as_points(y)
+        std = self._component_std()  # [*B, K, D]
+        u = (y.unsqueeze(-2) - self.means) / std  # [..., *B, K, D]
+        log_pdf = -0.5 * (u.square() + _LOG_2PI) - std.log()
+        return torch.logsumexp(self.log_weights.unsqueeze(-1) + log_pdf, dim=-2)
+
+    def quantile(self, q: float | Tensor, max_iter: int = 100) -> Tensor:
+        """Quantiles of each one-dimensional marginal (the inverse of ``cdf``).
+
+        Solves ``cdf(x) = q`` by Newton steps kept inside a bisection bracket that starts
+        between the smallest and largest component quantiles (the mixture quantile always
+        lies there): exact to floating-point precision, not a Gaussian approximation.
+
+        Parameters
+        ----------
+        q : float or Tensor
+            Probabilities in [0, 1], broadcast against (*B, D) as ``torch.distributions``
+            does for ``icdf``: a float gives (*B, D); levels of shape (Q, 1, 1) for a batch
+            of shape (N,) give (Q, N, D).
+
+        Returns
+        -------
+        Tensor of shape ``broadcast(q.shape, (*B, D))``
+        """
+        q = torch.as_tensor(q, dtype=self.dtype, device=self.device)
+        if bool(((q < 0) | (q > 1) | q.isnan()).any()):
+            raise ValueError("quantile levels q must lie in [0, 1]")
+        std = self._component_std()  # [*B, K, D]
+        q = q.expand(torch.broadcast_shapes(q.shape, (*self.batch_shape, self.n_dims)))
+        inner = (q > 0) & (q < 1)
+        q_inner = torch.where(inner, q, 0.5)  # [..., *B, D]
+        component_q = self.means + std * torch.special.ndtri(q_inner).unsqueeze(-2)
+        lo, hi = component_q.amin(-2), component_q.amax(-2)  # [..., *B, D]
+        x = 0.5 * (lo + hi)
+        resolution = 4 * torch.finfo(self.dtype).eps * (x.abs() + std.amin(-2))
+        for _ in range(max_iter):
+            excess = self.cdf(x) - q_inner
+            lo = torch.where(excess < 0, x, lo)
+            hi = torch.where(excess > 0, x, hi)
+            newton = x - excess / self.marginal_log_prob(x).exp()
+            inside = (newton > lo) & (newton < hi)
+            x_new = torch.where(inside, newton, 0.5 * (lo + hi))
+            step = (x_new - x).abs()
+            x = x_new
+            if bool((step <= resolution).all()):
+                break
+        x = torch.where(q == 0, -math.inf, x)
+        return torch.where(q == 1, math.inf, x)
+
+    def median(self) -> Tensor:
+        """Median of each one-dimensional marginal, shape (*B, D)."""
+        return self.quantile(0.5)
+
+    def interval(self, coverage: float = 0.9) -> tuple[Tensor, Tensor]:
+        """Central interval of each one-dimensional marginal holding ``coverage`` of its mass.
+
+        Returns
+        -------
+        lower, upper : Tensor of shape (*B, D)
+            The ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles.
+        """
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        levels = torch.tensor([(1 - coverage) / 2, (1 + coverage) / 2], dtype=self.dtype)
+        bounds = self.quantile(levels.reshape(2, *([1] * (len(self.batch_shape) + 1))))
+        return bounds[0], bounds[1]
+
+    # ------------------------------------------------------------------ internals
+    def _as_points(self, y: Tensor) -> Tensor:
+        y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
+        if y.ndim == 0 or y.shape[-1] != self.n_dims:
+            raise ValueError(
+                f"points must have a last dimension of size {self.n_dims} (the target "
+                f"dimension), got shape {tuple(y.shape)}"
+            )
+        return y
+
+    def _scale_tril(self) -> Tensor:
+        """Lower Cholesky factor of each full covariance: ``inverse(U).mT``."""
+        u = self.precision_cholesky
+        eye = torch.eye(self.n_dims, dtype=self.dtype, device=self.device)
+        return torch.linalg.solve_triangular(u, eye.expand_as(u), upper=True).mT
+
+    def _component_std(self) -> Tensor:
+        """Marginal standard deviation of each component and dimension, shape (*B, K, D)."""
+        if self.covariance_type == "full":
+            return self._scale_tril().square().sum(-1).sqrt()
+        if self.covariance_type == "diag":
+            return self.precision_cholesky.reciprocal()
+        return self.precision_cholesky.reciprocal().unsqueeze(-1).expand_as(self.means)
+
+
+def _gather_component(values: Tensor, index: Tensor, event_ndim: int = 1) -> Tensor:
+    """Pick one component per mixture.
+
+    ``values`` has shape (*B, K, *E) with ``len(E) == event_ndim``; ``index`` has shape
+    (*L, *B) with any leading dimensions L; the result has shape (*L, *B, *E).
+    """
+    k_dim = values.ndim - event_ndim - 1  # position of K in values, = len(B)
+    n_lead = index.ndim - k_dim
+    expanded = values.expand(*index.shape[:n_lead], *values.shape)  # [*L, *B, K, *E]
+    idx = index.reshape(*index.shape, 1, *([1] * event_ndim))
+    idx = idx.expand(*index.shape, 1, *values.shape[k_dim + 1 :])  # [*L, *B, 1, *E]
+    return expanded.gather(index.ndim, idx).squeeze(index.ndim)
+
+
+def _check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covariance: str) -> None:
+    for name, value in (("logits", logits), ("means", means), ("precision_cholesky", prec_chol)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if means.ndim < 2:
+        raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
+    lead, d = tuple(means.shape[:-1]), means.shape[-1]
+    if tuple(logits.shape) != lead:
+        raise ValueError(
+            f"logits must have shape {lead} to match means of shape {tuple(means.shape)}, "
+            f"got {tuple(logits.shape)}"
+        )
+    expected = {"full": (*lead, d, d), "diag": (*lead, d), "spherical": lead}[covariance]
+    if tuple(prec_chol.shape) != expected:
+        raise ValueError(
+            f"{covariance} precision_cholesky must have shape {expected} for means of shape "
+            f"{tuple(means.shape)}, got {tuple(prec_chol.shape)}"
+        )
+    if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(prec_chol).all()):
+        raise ValueError("means and precision_cholesky must be finite")
+    diagonal = prec_chol.diagonal(dim1=-2, dim2=-1) if covariance == "full" else prec_chol
+    if not bool((diagonal > 0).all()):
+        raise ValueError("the diagonal of precision_cholesky must be positive")
+    if covariance == "full" and bool((prec_chol.tril(-1) != 0).any()):
+        raise ValueError("full precision_cholesky must be upper-triangular")
