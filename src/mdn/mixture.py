@@ -309,7 +309,7 @@ class GaussianMixture:
             )
         mu = _gather_component(self.means, chosen)  # [n, *B, D]
         if self.covariance_type == "full":
-            scale_tril = _gather_component(self._scale_tril(), chosen, event_ndim=2)  # [n, *B, D, D]
+            scale_tril = _gather_component(self._scale_tril(), chosen, event_ndim=2)
             return mu + (scale_tril @ noise.unsqueeze(-1)).squeeze(-1)
         return mu + noise * _gather_component(self._component_std(), chosen)
 

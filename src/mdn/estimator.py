@@ -1,0 +1,548 @@
+"""``MDN``: a scikit-learn regressor that predicts a Gaussian mixture p(y|x) per row."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from importlib.metadata import version as package_version
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from mdn.io import ModelFileError, read_model_file, write_model_file
+from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
+from mdn.nn import ACTIVATIONS, MixtureDensityNetwork
+from mdn.preprocessing import SCALERS, fit_scaling
+from mdn.training import train
+from mdn.transforms import AffineTransform, LogGaussianMixture
+
+__all__ = ["MDN", "load"]
+
+POINTS = ("top", "mean", "mode", "median")
+TARGET_TRANSFORMS = (None, "log")
+# Scikit-learn scalers a model file may name and rebuild; other transformer objects are
+# stored as a description only (their fitted scaling is always stored exactly).
+_RESTORABLE_SCALERS = {cls.__name__: cls for cls in SCALERS.values()}
+
+
+class MDN(RegressorMixin, BaseEstimator):
+    """Mixture density network: a neural network whose output is a Gaussian mixture p(y|x).
+
+    The defaults of the architecture and optimiser follow the reference MDN used for
+    satellite chlorophyll-a retrieval (5 components, 5 x 100 ReLU layers, Adam at 1e-3,
+    L2 1e-3, 10,000 iterations of 128 rows).
+
+    Parameters
+    ----------
+    n_mix : int, default=5
+        Number of mixture components K.
+    hidden : tuple of int, default=(100, 100, 100, 100, 100)
+        Widths of the hidden layers.
+    activation : str, default="relu"
+        Activation of the hidden layers, one of ``mdn.nn.ACTIVATIONS``.
+    covariance : {"full", "diag", "spherical"}, default="full"
+        Covariance type of each component (matters for 2-D and wider targets).
+    lr : float, default=1e-3
+        Adam learning rate.
+    l2 : float, default=1e-3
+        L2 penalty ``l2 * sum(W**2)`` on the weight matrices.
+    n_iter : int, default=10_000
+        Training iterations (minibatch steps).
+    batch : int, default=128
+        Rows per minibatch.
+    epsilon : float, default=1e-3
+        Variance floor of each component, in scaled target units.
+    scaler_x : str, None or transformer, default="robust"
+        Input scaling: "standard", "robust", "minmax", "maxabs", None, or any scikit-learn
+        transformer that scales each column affinely.
+    scaler_y : str, None or transformer, default="standard"
+        Target scaling, same choices; it folds exactly into the predicted mixture.
+    target_transform : {None, "log"}, default=None
+        "log" fits log(y) (targets must be positive) and predicts a ``LogGaussianMixture``.
+    clip_grad : float or None, default=10.0
+        Clip the global gradient norm to this value.
+    validation_fraction : float, default=0.1
+        Share of the rows held out to pick the best weights and stop early; 0 turns
+        validation off (the final weights are kept).
+    patience : int or None, default=2000
+        Stop when the validation NLL has not improved for this many iterations; None trains
+        all ``n_iter`` iterations and still restores the best weights.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial weights, the validation split and the minibatch order.
+    device : str, default="cpu"
+        "cpu", "cuda", "cuda:N", "mps" or "auto" (a GPU if there is one).
+    verbose : int, default=1
+        0: silent; 1: a progress bar on interactive terminals; 2: also log each evaluation.
+    chunk_size : int, default=65536
+        Rows per forward pass at prediction time, bounding memory for any number of rows.
+
+    Attributes
+    ----------
+    network_ : MixtureDensityNetwork
+        The fitted network (scaled inputs -> mixture over scaled targets).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Present when X had string column names.
+    n_outputs_ : int
+        Target dimension D.
+    target_names_ : list of str or None
+        Target column names when y was a pandas Series or DataFrame.
+    x_shift_, x_scale_, y_shift_, y_scale_ : ndarray
+        Fitted affine scalings, ``z = (v - shift) / scale``.
+    history_ : dict
+        Training record: ``step``, ``train_nll``, ``val_nll`` (scaled units), ``best_step``.
+    n_iter_ : int
+        Iterations run.
+
+    Examples
+    --------
+    >>> from mdn import MDN
+    >>> from mdn.datasets import make_inverted_sine
+    >>> X, y = make_inverted_sine(1000, random_state=0)
+    >>> model = MDN(n_iter=500, random_state=0, verbose=0).fit(X, y)
+    >>> model.predict(X[:3]).shape
+    (3,)
+    >>> lower, upper = model.predict_interval(X[:3], coverage=0.9)
+    """
+
+    def __init__(
+        self,
+        n_mix: int = 5,
+        hidden: Sequence[int] = (100, 100, 100, 100, 100),
+        activation: str = "relu",
+        covariance: str = "full",
+        lr: float = 1e-3,
+        l2: float = 1e-3,
+        n_iter: int = 10_000,
+        batch: int = 128,
+        epsilon: float = 1e-3,
+        scaler_x="robust",
+        scaler_y="standard",
+        target_transform: str | None = None,
+        clip_grad: float | None = 10.0,
+        validation_fraction: float = 0.1,
+        patience: int | None = 2000,
+        random_state=None,
+        device: str = "cpu",
+        verbose: int = 1,
+        chunk_size: int = 65_536,
+    ) -> None:
+        self.n_mix = n_mix
+        self.hidden = hidden
+        self.activation = activation
+        self.covariance = covariance
+        self.lr = lr
+        self.l2 = l2
+        self.n_iter = n_iter
+        self.batch = batch
+        self.epsilon = epsilon
+        self.scaler_x = scaler_x
+        self.scaler_y = scaler_y
+        self.target_transform = target_transform
+        self.clip_grad = clip_grad
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.chunk_size = chunk_size
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.positive_only = self.target_transform == "log"
+        # score is the mean log-likelihood, not R^2, so it need not exceed 0.5.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y) -> MDN:
+        """Fit the network to inputs ``X`` (n, p) and targets ``y`` (n,) or (n, D).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NumPy array, pandas/polars DataFrame or torch tensor.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        target_names = _column_names(y)
+        X, y = validate_data(self, _to_numpy(X), _to_numpy(y), multi_output=True, y_numeric=True,
+                             dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError("y has no target columns; pass at least one")
+        self.output_1d_ = y.ndim == 1
+        y = y.reshape(len(y), -1)
+        self.n_outputs_ = y.shape[1]
+        self.target_names_ = target_names
+        if self.target_transform == "log":
+            if np.any(y <= 0):
+                raise ValueError(
+                    f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
+                    f"values are <= 0 (smallest {y.min():g}); drop or offset them, or use "
+                    "target_transform=None"
+                )
+            y = np.log(y)
+        x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
+        y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
+        self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
+        self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
+
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        device = _resolve_device(self.device)
+        x_all = torch.as_tensor(x_scaling.transform(X), dtype=torch.float32)
+        y_all = torch.as_tensor(y_scaling.transform(y), dtype=torch.float32)
+        train_rows, val_rows = self._split(len(X), generator)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = self._build_network()
+        network.to(device)
+        history = train(
+            network,
+            x_all[train_rows].to(device),
+            y_all[train_rows].to(device),
+            x_val=None if val_rows is None else x_all[val_rows].to(device),
+            y_val=None if val_rows is None else y_all[val_rows].to(device),
+            n_iter=self.n_iter,
+            batch_size=self.batch,
+            lr=self.lr,
+            l2=self.l2,
+            clip_grad=self.clip_grad,
+            patience=self.patience,
+            generator=generator,
+            verbose=self.verbose,
+        )
+        self.network_ = network
+        self.history_ = history.as_dict()
+        self.n_iter_ = history.n_iter
+        return self
+
+    def _split(self, n: int, generator: torch.Generator):
+        if self.validation_fraction == 0:
+            return torch.arange(n), None
+        n_val = round(n * self.validation_fraction)
+        if n_val < 1 or n - n_val < 1:
+            warnings.warn(
+                f"validation_fraction={self.validation_fraction} leaves no validation or no "
+                f"training row out of {n}; training without validation",
+                UserWarning, stacklevel=3,
+            )
+            return torch.arange(n), None
+        order = torch.randperm(n, generator=generator)
+        return order[n_val:], order[:n_val]
+
+    def _build_network(self) -> MixtureDensityNetwork:
+        return MixtureDensityNetwork(
+            self.n_features_in_, self.n_outputs_, n_mix=self.n_mix, hidden=tuple(self.hidden),
+            activation=self.activation, covariance=self.covariance, epsilon=self.epsilon,
+        )
+
+    def _check_params(self) -> None:
+        def integer(name, low=1, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}"
+                                 f"{' or None' if allow_none else ''}, got {value!r}")
+
+        def real(name, low, *, strict=True, high=math.inf, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                  and math.isfinite(value) and (value > low if strict else value >= low)
+                  and value < high)
+            if not ok:
+                bound = f"{'>' if strict else '>='} {low}" + (f" and < {high}" if high < math.inf
+                                                              else "")
+                raise ValueError(f"{name} must be a number {bound}"
+                                 f"{' or None' if allow_none else ''}, got {value!r}")
+
+        def choice(name, options):
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {options}, got {getattr(self, name)!r}")
+
+        integer("n_mix")
+        integer("n_iter")
+        integer("batch")
+        integer("chunk_size")
+        integer("verbose", low=0)
+        integer("patience", allow_none=True)
+        real("lr", 0)
+        real("l2", 0, strict=False)
+        real("epsilon", 0)
+        real("clip_grad", 0, allow_none=True)
+        real("validation_fraction", 0, strict=False, high=1)
+        choice("covariance", COVARIANCE_TYPES)
+        choice("activation", tuple(sorted(ACTIVATIONS)))
+        choice("target_transform", TARGET_TRANSFORMS)
+        hidden = self.hidden
+        if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
+                or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
+                           for h in hidden)):
+            raise ValueError(f"hidden must be a sequence of positive integers such as "
+                             f"(100, 100), got {hidden!r}")
+        _resolve_device(self.device)
+
+    # ------------------------------------------------------------------ prediction
+    def _distributions(self, X) -> Iterator[tuple[slice, GaussianMixture | LogGaussianMixture]]:
+        """The predicted distributions in the user's units, ``chunk_size`` rows at a time."""
+        check_is_fitted(self, "network_")
+        X = validate_data(self, _to_numpy(X), reset=False, dtype=np.float64)
+        device = next(self.network_.parameters()).device
+        unscale = AffineTransform(torch.as_tensor(self.y_shift_), torch.as_tensor(self.y_scale_))
+        self.network_.eval()
+        for start in range(0, len(X), self.chunk_size):
+            rows = slice(start, start + self.chunk_size)
+            x = torch.as_tensor((X[rows] - self.x_shift_) / self.x_scale_, dtype=torch.float32)
+            with torch.inference_mode():
+                scaled = self.network_(x.to(device))
+            # float64 from here: user units may be far from 1, and densities are compared
+            # against other float64 tools.
+            mixture = unscale(scaled.to(torch.float64))
+            if self.target_transform == "log":
+                mixture = LogGaussianMixture(mixture)
+            yield rows, mixture
+
+    def predict(self, X, point: str = "top"):
+        """Point estimates, shape (n,) for a 1-D target or (n, D).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}
+            "top": mean of the heaviest component (the reference model's estimate; for a
+            log target, its median); "mean": mixture mean; "mode": highest-density point;
+            "median": median of each target's marginal.
+        """
+        if point not in POINTS:
+            raise ValueError(f"point must be one of {POINTS}, got {point!r}")
+        return self._collect(X, lambda dist: getattr(dist, point)())
+
+    def predict_interval(self, X, coverage: float = 0.9):
+        """Central interval of each target's marginal holding ``coverage`` of its mass.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n,) or (n, D)
+        """
+        if not (isinstance(coverage, numbers.Real) and 0 < coverage < 1):
+            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        bounds = self._collect(X, lambda dist: torch.stack(dist.interval(coverage), -1))
+        return bounds[..., 0], bounds[..., 1]
+
+    def predict_dist(self, X) -> GaussianMixture | LogGaussianMixture:
+        """The predicted distribution of every row, in the user's units (float64).
+
+        A ``GaussianMixture`` (target scaling folded in exactly), or a
+        ``LogGaussianMixture`` with ``target_transform="log"``.
+        """
+        parts = [dist for _, dist in self._distributions(X)]
+        return type(parts[0]).cat(parts)
+
+    def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw from p(y|x): shape (n_samples, n) for a 1-D target or (n_samples, n, D)."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        draws = self._collect(
+            X, lambda dist: dist.to("cpu").sample(int(n_samples), generator).movedim(0, 1)
+        )
+        return np.moveaxis(np.asarray(draws), 1, 0)
+
+    def log_prob(self, X, y) -> np.ndarray:
+        """Log-density of ``y`` under p(y|x), one value per row, in the user's units."""
+        y = self._check_targets(X, y)
+        out = np.empty(len(y))
+        for rows, dist in self._distributions(X):
+            out[rows] = dist.log_prob(torch.as_tensor(y[rows])).cpu().numpy()
+        return out
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean log-likelihood of ``y`` given ``X`` (higher is better)."""
+        return float(np.average(self.log_prob(X, y), weights=sample_weight))
+
+    def _collect(self, X, compute):
+        parts = []
+        for _, dist in self._distributions(X):
+            parts.append(compute(dist).cpu().numpy())
+        out = np.concatenate(parts)
+        return out[:, 0] if self.output_1d_ and out.ndim >= 2 else out
+
+    def _check_targets(self, X, y) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim == 1 and self.n_outputs_ == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y must have {self.n_outputs_} target column(s) as at fit time, "
+                             f"got shape {y.shape}")
+        if len(y) != _num_rows(X):
+            raise ValueError(f"X and y have different numbers of rows: {_num_rows(X)} and "
+                             f"{len(y)}")
+        return y
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` (safetensors with JSON metadata; no pickle).
+
+        The write is atomic: an existing file at ``path`` is replaced only once the new
+        one is complete.
+        """
+        check_is_fitted(self, "network_")
+        tensors = {f"network.{k}": v for k, v in self.network_.state_dict().items()}
+        for name in ("x_shift_", "x_scale_", "y_shift_", "y_scale_"):
+            tensors[name] = torch.as_tensor(getattr(self, name))
+        fitted = {
+            "n_features_in_": self.n_features_in_,
+            "n_outputs_": self.n_outputs_,
+            "output_1d_": self.output_1d_,
+            "target_names_": self.target_names_,
+            "history_": self.history_,
+            "n_iter_": self.n_iter_,
+        }
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        versions = {"mdn": package_version("mdn"), "torch": torch.__version__,
+                    "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+        write_model_file(path, tensors, {"params": _params_to_json(self.get_params()),
+                                         "fitted": fitted, "versions": versions})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> MDN:
+        """Read a model written by ``save``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str, optional
+            Where to put the network; defaults to the saved ``device`` when it is present
+            on this machine, else the CPU.
+        """
+        tensors, documents = read_model_file(path)
+        try:
+            model = cls(**_params_from_json(documents["params"]))
+            fitted = documents["fitted"]
+            for name, value in fitted.items():
+                setattr(model, name, value)
+            if "feature_names_in_" in fitted:
+                model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+            for name in ("x_shift_", "x_scale_", "y_shift_", "y_scale_"):
+                setattr(model, name, tensors[name].numpy())
+            network = model._build_network()
+            state = {k.removeprefix("network."): v for k, v in tensors.items()
+                     if k.startswith("network.")}
+            network.load_state_dict(state, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ModelFileError(f"{path} is an mdn file whose contents do not fit together "
+                                 f"({type(error).__name__}: {error})") from None
+        try:
+            target = _resolve_device(device or model.device)
+        except ValueError:
+            target = torch.device("cpu")
+        if target.type != "cpu" and not _device_available(target):
+            target = torch.device("cpu")
+        model.network_ = network.to(target).eval()
+        return model
+
+
+def load(path: str | os.PathLike, device: str | None = None) -> MDN:
+    """Read a model written by ``MDN.save`` (same as ``MDN.load``)."""
+    return MDN.load(path, device=device)
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_device(spec) -> torch.device:
+    if isinstance(spec, torch.device):
+        return spec
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
+                         ) from None
+    return device
+
+
+def _device_available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return device.type == "cpu"
+
+
+def _to_numpy(data):
+    """Torch tensors to NumPy; everything else passes to scikit-learn's validation."""
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy()
+    return data
+
+
+def _num_rows(data) -> int:
+    return data.shape[0] if hasattr(data, "shape") else len(data)
+
+
+def _column_names(y) -> list[str] | None:
+    if hasattr(y, "columns"):
+        return [str(c) for c in y.columns]
+    name = getattr(y, "name", None)
+    return None if name is None or isinstance(y, np.ndarray) else [str(name)]
+
+
+def _params_to_json(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, np.random.RandomState):
+            value = None
+        elif type(value).__name__ in _RESTORABLE_SCALERS:
+            value = {"scaler": type(value).__name__, "params": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in value.get_params().items()}}
+        elif not (value is None or isinstance(value, (str, bool, int, float))):
+            value = {"description": repr(value)}
+        out[key] = value
+    return out
+
+
+def _params_from_json(params: dict) -> dict:
+    out = dict(params)
+    out["hidden"] = tuple(out["hidden"])
+    for key in ("scaler_x", "scaler_y"):
+        value = out.get(key)
+        if isinstance(value, dict) and value.get("scaler") in _RESTORABLE_SCALERS:
+            kwargs = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in value["params"].items()}
+            out[key] = _RESTORABLE_SCALERS[value["scaler"]](**kwargs)
+        elif isinstance(value, dict):
+            warnings.warn(
+                f"{key} was the object {value.get('description')}, which a model file cannot "
+                "rebuild; its fitted scaling is restored exactly, but set "
+                f"{key} again before refitting",
+                UserWarning, stacklevel=3,
+            )
+            out[key] = value.get("description")
+    return out
+

@@ -1,0 +1,99 @@
+"""Input and target scaling: scalers by name or any elementwise-affine scikit-learn transformer.
+
+A fitted scaler is reduced to ``shift`` and ``scale`` vectors, ``z = (v - shift) / scale``:
+an affine target scaling then folds exactly into the predicted mixture, and a model file
+stores two vectors instead of a pickled object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+
+__all__ = ["SCALERS", "AffineScaling", "fit_scaling"]
+
+SCALERS = {
+    "standard": StandardScaler,
+    "robust": RobustScaler,
+    "minmax": MinMaxScaler,
+    "maxabs": MaxAbsScaler,
+}
+
+
+class AffineScaling:
+    """``z = (v - shift) / scale`` per column."""
+
+    def __init__(self, shift: np.ndarray, scale: np.ndarray) -> None:
+        self.shift = np.asarray(shift, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.shift) / self.scale
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return values * self.scale + self.shift
+
+
+def make_scaler(spec, name: str):
+    """The unfitted transformer for ``spec`` (a name, None, or a transformer to clone)."""
+    if spec is None or (isinstance(spec, str) and spec == "none"):
+        return None
+    if isinstance(spec, str):
+        if spec not in SCALERS:
+            raise ValueError(
+                f"{name} must be one of {sorted(SCALERS)}, 'none', None or a scikit-learn "
+                f"transformer, got {spec!r}"
+            )
+        return SCALERS[spec]()
+    if not (hasattr(spec, "fit") and hasattr(spec, "transform")):
+        raise TypeError(
+            f"{name} must be a scaler name or an object with fit and transform (a scikit-learn "
+            f"transformer), got {type(spec).__name__}"
+        )
+    return clone(spec)
+
+
+def fit_scaling(spec, data: np.ndarray, name: str) -> AffineScaling:
+    """Fit the scaler ``spec`` on ``data`` (n, p) and reduce it to an ``AffineScaling``.
+
+    The fitted transformer is probed on points spread over the data's range; it must act
+    on each column as ``a + b * v`` with ``b != 0``, which every scikit-learn scaler does.
+
+    Raises
+    ------
+    ValueError
+        If the transformer is not elementwise affine (for example a QuantileTransformer or
+        PCA), with advice on what to use instead.
+    """
+    n_cols = data.shape[1]
+    scaler = make_scaler(spec, name)
+    if scaler is None:
+        return AffineScaling(np.zeros(n_cols), np.ones(n_cols))
+    scaler.fit(data)
+    lo, hi = data.min(axis=0), data.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    base = np.vstack([lo, lo + span])
+    rng = np.random.default_rng(0)
+    probes = lo + span * rng.uniform(-0.5, 1.5, size=(8, n_cols))
+    try:
+        out_base = np.asarray(scaler.transform(base), dtype=np.float64)
+        out_probes = np.asarray(scaler.transform(probes), dtype=np.float64)
+    except Exception as error:  # a transformer may reject probe points outside its domain
+        raise ValueError(f"{name}: the fitted {type(scaler).__name__} failed on probe points "
+                         f"({error}); use an affine scaler") from error
+    slope = (out_base[1] - out_base[0]) / span
+    intercept = out_base[0] - slope * lo
+    expected = intercept + slope * probes
+    affine = (out_probes.shape == probes.shape and np.all(np.isfinite(out_probes))
+              and np.allclose(out_probes, expected, rtol=1e-6, atol=1e-9 * (1 + np.abs(expected))))
+    if not affine or np.any(slope == 0):
+        raise ValueError(
+            f"{name}: {type(scaler).__name__} does not scale each column affinely "
+            "(v -> a + b*v with b != 0), so it cannot be folded into the predicted mixture "
+            "or stored without pickle. Use 'standard', 'robust', 'minmax', 'maxabs' or None; "
+            "put non-linear input transforms in a Pipeline before MDN, and use "
+            "target_transform='log' for positive, skewed targets"
+        )
+    # z = intercept + slope * v  <=>  z = (v - shift) / scale
+    return AffineScaling(-intercept / slope, 1.0 / slope)
