@@ -331,7 +331,7 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         if point not in POINTS:
             raise ValueError(f"point must be one of {POINTS}, got {point!r}")
-        return self._collect(X, lambda dist: getattr(dist, point)())
+        return self._like_input(self._collect(X, lambda dist: getattr(dist, point)()), X)
 
     def predict_interval(self, X, coverage: float = 0.9):
         """Central interval of each target's marginal holding ``coverage`` of its mass.
@@ -342,8 +342,8 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         if not (isinstance(coverage, numbers.Real) and 0 < coverage < 1):
             raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
-        bounds = self._collect(X, lambda dist: torch.stack(dist.interval(coverage), -1))
-        return bounds[..., 0], bounds[..., 1]
+        bounds = self._collect(X, lambda dist: torch.stack(dist.interval(coverage)), row_axis=1)
+        return self._like_input(bounds[0], X), self._like_input(bounds[1], X)
 
     def predict_dist(self, X) -> GaussianMixture | LogGaussianMixture:
         """The predicted distribution of every row, in the user's units (float64).
@@ -361,10 +361,8 @@ class MDN(RegressorMixin, BaseEstimator):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        draws = self._collect(
-            X, lambda dist: dist.to("cpu").sample(int(n_samples), generator).movedim(0, 1)
-        )
-        return np.moveaxis(np.asarray(draws), 1, 0)
+        return self._collect(X, lambda dist: dist.to("cpu").sample(int(n_samples), generator),
+                             row_axis=1)
 
     def log_prob(self, X, y) -> np.ndarray:
         """Log-density of ``y`` under p(y|x), one value per row, in the user's units."""
@@ -378,12 +376,22 @@ class MDN(RegressorMixin, BaseEstimator):
         """Mean log-likelihood of ``y`` given ``X`` (higher is better)."""
         return float(np.average(self.log_prob(X, y), weights=sample_weight))
 
-    def _collect(self, X, compute):
-        parts = []
-        for _, dist in self._distributions(X):
-            parts.append(compute(dist).cpu().numpy())
-        out = np.concatenate(parts)
-        return out[:, 0] if self.output_1d_ and out.ndim >= 2 else out
+    def _collect(self, X, compute, row_axis: int = 0) -> np.ndarray:
+        """Apply ``compute`` (mixture -> tensor ending in the target axis) chunk by chunk."""
+        parts = [compute(dist).cpu().numpy() for _, dist in self._distributions(X)]
+        out = np.concatenate(parts, axis=row_axis)
+        return out[..., 0] if self.output_1d_ else out
+
+    def _like_input(self, values: np.ndarray, X):
+        """A pandas Series/DataFrame on X's index when X was a pandas DataFrame."""
+        if not type(X).__module__.startswith("pandas"):
+            return values
+        import pandas as pd
+
+        names = self.target_names_
+        if values.ndim == 1:
+            return pd.Series(values, index=X.index, name=names[0] if names else None)
+        return pd.DataFrame(values, index=X.index, columns=names)
 
     def _check_targets(self, X, y) -> np.ndarray:
         check_is_fitted(self, "network_")
@@ -421,7 +429,7 @@ class MDN(RegressorMixin, BaseEstimator):
             fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         versions = {"mdn": package_version("mdn"), "torch": torch.__version__,
                     "numpy": np.__version__, "scikit-learn": sklearn.__version__}
-        write_model_file(path, tensors, {"params": _params_to_json(self.get_params()),
+        write_model_file(path, tensors, {"params": _params_to_json(self.get_params(deep=False)),
                                          "fitted": fitted, "versions": versions})
 
     @classmethod

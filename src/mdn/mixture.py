@@ -363,6 +363,7 @@ class GaussianMixture:
             if self.covariance_type == "spherical":
                 precision = precision.unsqueeze(-1)
             weighted_means = precision * self.means  # [*B, K, D]
+        done = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)  # [S, *B]
         with torch.no_grad():
             for _ in range(max_iter):
                 resp = self.responsibilities(x)  # [S, *B, K]
@@ -372,9 +373,11 @@ class GaussianMixture:
                     x_new = torch.linalg.solve(lhs, rhs)
                 else:
                     x_new = rhs / (resp.unsqueeze(-1) * precision).sum(-2)
-                moved = ((x_new - x).abs() / scale).amax() if x.numel() else 0.0
+                # Converged starts are frozen: each result is independent of the batch.
+                x_new = torch.where(done.unsqueeze(-1), x, x_new)
+                done = done | ((x_new - x).abs() / scale <= tol).all(-1)
                 x = x_new
-                if moved <= tol:
+                if bool(done.all()):
                     break
             candidates = torch.cat([x, starts])  # [2S, *B, D]
             best = self.log_prob(candidates).argmax(0)  # [*B]
@@ -442,16 +445,18 @@ class GaussianMixture:
         lo, hi = component_q.amin(-2), component_q.amax(-2)  # [..., *B, D]
         x = 0.5 * (lo + hi)
         resolution = 4 * torch.finfo(self.dtype).eps * (x.abs() + std.amin(-2))
+        # Converged entries are frozen, so each result is independent of the rest of the batch.
+        done = torch.zeros_like(x, dtype=torch.bool)
         for _ in range(max_iter):
             excess = self.cdf(x) - q_inner
             lo = torch.where(excess < 0, x, lo)
             hi = torch.where(excess > 0, x, hi)
             newton = x - excess / self.marginal_log_prob(x).exp()
             inside = (newton > lo) & (newton < hi)
-            x_new = torch.where(inside, newton, 0.5 * (lo + hi))
-            step = (x_new - x).abs()
+            x_new = torch.where(done, x, torch.where(inside, newton, 0.5 * (lo + hi)))
+            done = done | ((x_new - x).abs() <= resolution)
             x = x_new
-            if bool((step <= resolution).all()):
+            if bool(done.all()):
                 break
         x = torch.where(q == 0, -math.inf, x)
         return torch.where(q == 1, math.inf, x)
