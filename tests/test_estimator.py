@@ -154,7 +154,7 @@ def test_pandas_in_pandas_out():
 
 
 def test_torch_tensors_are_accepted(small_model):
-    model, X, y = small_model
+    model, X, _ = small_model
     np.testing.assert_array_equal(model.predict(torch.as_tensor(X)), model.predict(X))
 
 
@@ -215,9 +215,9 @@ def test_non_finite_inputs_are_rejected(bad):
     X_bad, y_bad = X.copy(), y.copy()
     X_bad[3, 1] = bad
     y_bad[5] = bad
-    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+    with pytest.raises(ValueError, match=r"Input X contains (NaN|infinity)"):
         MDN(**SMALL).fit(X_bad, y)
-    with pytest.raises(ValueError, match="Input y contains (NaN|infinity)"):
+    with pytest.raises(ValueError, match=r"Input y contains (NaN|infinity)"):
         MDN(**SMALL).fit(X, y_bad)
 
 

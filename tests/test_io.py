@@ -77,7 +77,7 @@ def test_file_holds_no_pickle_and_names_its_format(fitted, tmp_path):
 
 def test_save_replaces_atomically_and_keeps_the_old_file_on_failure(fitted, tmp_path,
                                                                       monkeypatch):
-    model, X, _ = fitted
+    model, _, _ = fitted
     path = tmp_path / "model.safetensors"
     model.save(path)
     before = path.read_bytes()
