@@ -160,6 +160,10 @@ class GaussianMixture:
                 f"{float(sums.min()):.6g} and {float(sums.max()):.6g}: divide them by their sum"
             )
         if covariance == "full":
+            tolerance = 1e-6 * float(covariances.abs().amax()) if covariances.numel() else 0.0
+            if not torch.allclose(covariances, covariances.mT, rtol=0.0, atol=tolerance):
+                raise ValueError("full covariance matrices must be symmetric (covariances[..., "
+                                 "i, j] == covariances[..., j, i])")
             precision_cholesky = precision_cholesky_from_covariance(covariances)
         else:
             if not bool((covariances > 0).all()) or not bool(torch.isfinite(covariances).all()):
@@ -174,6 +178,9 @@ class GaussianMixture:
         if not mixtures:
             raise ValueError("cat needs at least one mixture")
         first = mixtures[0]
+        if any(not m.batch_shape for m in mixtures):
+            raise ValueError("cat joins mixtures along their first batch dimension; a mixture "
+                             "with an empty batch shape has none (index with gm[i:i+1])")
         for other in mixtures[1:]:
             if (other.covariance_type, other.n_components, other.n_dims) != (
                 first.covariance_type, first.n_components, first.n_dims
@@ -406,7 +413,8 @@ class GaussianMixture:
         """Marginal CDF of each dimension at ``y`` of shape (..., *B, D); same shape out."""
         y = self._as_points(y)
         u = (y.unsqueeze(-2) - self.means) / self._component_std()  # [..., *B, K, D]
-        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2)
+        # Softmax weights may sum to 1 + 1 ulp: clamp so that quantile(cdf(y)) stays valid.
+        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2).clamp(0.0, 1.0)
 
     def marginal_log_prob(self, y: Tensor) -> Tensor:
         """Log-density of each one-dimensional marginal at ``y``, shape (..., *B, D)."""

@@ -1,0 +1,291 @@
+"""The fitting loop: likelihood decrease, history, early stopping, determinism, NaN guard."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from mdn import GaussianMixture, MixtureDensityNetwork, TrainingDiverged
+from mdn.training import History, train
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny training loops run faster on one thread, and do not stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def linear_data(n: int, seed: int, noise: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = 2 * torch.rand(n, 1, generator=g) - 1
+    y = 2 * x + noise * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def small_net(seed: int = 0, hidden=(16,), **kwargs) -> MixtureDensityNetwork:
+    torch.manual_seed(seed)
+    return MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=hidden, activation="tanh",
+                                 **kwargs)
+
+
+def nll(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(-net(x).log_prob(y).mean())
+
+
+class InjectNaN(nn.Module):
+    """Wraps a network; calls listed in ``bad_calls`` (1-based) return NaN means or gradients."""
+
+    def __init__(self, net: nn.Module, bad_calls, where: str = "loss") -> None:
+        super().__init__()
+        self.net, self.bad_calls, self.where, self.calls = net, bad_calls, where, 0
+
+    def forward(self, x: torch.Tensor) -> GaussianMixture:
+        self.calls += 1
+        gm = self.net(x)
+        if self.calls not in self.bad_calls:
+            return gm
+        means = gm.means
+        if self.where == "loss":
+            means = means * math.nan
+        elif means.requires_grad:  # finite loss, non-finite gradient
+            means = means + 0.0
+            means.register_hook(lambda grad: grad * math.nan)
+        return GaussianMixture(gm.log_weights, means, gm.precision_cholesky, gm.covariance_type,
+                               validate=False)
+
+
+class Always:
+    def __contains__(self, item) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------------- fitting and history
+def test_train_decreases_nll():
+    x, y = linear_data(256, seed=0)
+    x_test, y_test = linear_data(256, seed=1)
+    net = small_net()
+    before = nll(net, x_test, y_test)
+    history = train(net, x, y, n_iter=300, batch_size=64, lr=1e-2, eval_every=50,
+                    generator=torch.Generator().manual_seed(0))
+    after = nll(net, x_test, y_test)
+    assert after < before - 0.5, (before, after)
+    # Noise sd 0.3: the best possible NLL is 0.5 * log(2 pi e 0.09) ~= 0.22.
+    assert after < 0.5, after
+    assert history.train_nll[-1] < history.train_nll[0]
+    assert not net.training  # left in eval mode
+
+
+def test_history_without_validation():
+    x, y = linear_data(100, seed=0)
+    history = train(small_net(), x, y, n_iter=120, batch_size=32, eval_every=50,
+                    generator=torch.Generator().manual_seed(0))
+    assert isinstance(history, History)
+    assert history.step == [50, 100, 120]  # the last iteration is always evaluated
+    assert len(history.train_nll) == len(history.step)
+    assert all(math.isfinite(v) for v in history.train_nll)
+    assert history.val_nll == []
+    assert history.n_iter == 120
+    assert history.best_step == 120
+    assert history.recoveries == 0
+    assert set(history.as_dict()) == {"step", "train_nll", "val_nll", "best_step", "n_iter",
+                                      "recoveries"}
+
+
+def test_history_with_validation():
+    x, y = linear_data(100, seed=0)
+    x_val, y_val = linear_data(50, seed=1)
+    history = train(small_net(), x, y, x_val=x_val, y_val=y_val, n_iter=200, batch_size=32,
+                    lr=1e-2, eval_every=25, generator=torch.Generator().manual_seed(0))
+    assert history.step == list(range(25, 201, 25))
+    assert len(history.train_nll) == len(history.val_nll) == len(history.step)
+    assert history.n_iter == 200
+    assert history.best_step in history.step
+    assert history.best_step == history.step[min(range(len(history.val_nll)),
+                                                 key=history.val_nll.__getitem__)]
+
+
+def test_empty_validation_set_is_ignored():
+    x, y = linear_data(60, seed=0)
+    history = train(small_net(), x, y, x_val=x[:0], y_val=y[:0], n_iter=40, eval_every=20)
+    assert history.val_nll == [] and history.step == [20, 40]
+
+
+def test_batch_size_larger_than_data_is_clamped():
+    x, y = linear_data(30, seed=0)
+    history = train(small_net(), x, y, n_iter=20, batch_size=1000, eval_every=10)
+    assert history.n_iter == 20 and len(history.step) == 2
+
+
+# ---------------------------------------------------------------------- early stopping
+def test_early_stopping_restores_the_best_weights():
+    # Twelve noisy points, a wide net and a large learning rate: the net overfits and the
+    # validation NLL turns up after a short while.
+    x, y = linear_data(12, seed=3, noise=0.5)
+    x_val, y_val = linear_data(200, seed=4, noise=0.5)
+    net = small_net(hidden=(64, 64), epsilon=1e-4)
+    n_iter, patience = 3000, 100
+    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=n_iter, batch_size=12,
+                    lr=2e-2, l2=0.0, patience=patience, eval_every=10,
+                    generator=torch.Generator().manual_seed(0))
+    assert history.n_iter < n_iter
+    assert history.n_iter == history.step[-1]
+    # It stops at the first evaluation a full patience after the best one.
+    assert history.n_iter - history.best_step == patience
+    best = min(history.val_nll)
+    assert history.best_step == history.step[history.val_nll.index(best)]
+    assert history.val_nll[-1] > best  # it did stop improving
+    assert nll(net, x_val, y_val) == pytest.approx(best, abs=1e-5)
+
+
+def test_without_patience_runs_all_iterations_but_keeps_best_weights():
+    x, y = linear_data(12, seed=3, noise=0.5)
+    x_val, y_val = linear_data(200, seed=4, noise=0.5)
+    net = small_net(hidden=(64, 64), epsilon=1e-4)
+    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=400, batch_size=12, lr=2e-2,
+                    l2=0.0, eval_every=10, generator=torch.Generator().manual_seed(0))
+    assert history.n_iter == 400
+    assert history.best_step < 400
+    assert nll(net, x_val, y_val) == pytest.approx(min(history.val_nll), abs=1e-5)
+
+
+# ---------------------------------------------------------------------- determinism
+def _state_after_training(init_seed: int, generator_seed: int, global_seed: int = 0) -> dict:
+    x, y = linear_data(100, seed=0)
+    net = small_net(seed=init_seed)
+    torch.manual_seed(global_seed)  # the minibatch order must come from the generator alone
+    train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=20,
+          generator=torch.Generator().manual_seed(generator_seed))
+    return net.state_dict()
+
+
+def test_same_seeds_give_identical_weights():
+    first, second = _state_after_training(0, 7), _state_after_training(0, 7, global_seed=99)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    other = _state_after_training(0, 8)  # another minibatch order changes the result
+    assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+# ---------------------------------------------------------------------- callbacks
+def test_callback_returning_true_stops_at_first_evaluation():
+    x, y = linear_data(50, seed=0)
+    seen = []
+
+    def stop(history):
+        seen.append(list(history.step))
+        return True
+
+    history = train(small_net(), x, y, n_iter=500, eval_every=25, callbacks=[stop])
+    assert history.n_iter == 25
+    assert history.step == [25]
+    assert seen == [[25]]
+
+
+def test_callbacks_returning_none_do_not_stop():
+    x, y = linear_data(50, seed=0)
+    calls = []
+    history = train(small_net(), x, y, n_iter=100, eval_every=25,
+                    callbacks=[lambda h: calls.append(h.step[-1])])
+    assert history.n_iter == 100
+    assert calls == [25, 50, 75, 100]
+
+
+# ---------------------------------------------------------------------- NaN guard
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_transient_nan_triggers_recoveries(where, caplog):
+    x, y = linear_data(64, seed=0)
+    net = InjectNaN(small_net(), bad_calls={1, 2}, where=where)
+    with caplog.at_level(logging.WARNING, logger="mdn.training"):
+        history = train(net, x, y, n_iter=50, batch_size=16, lr=1e-2, eval_every=25,
+                        generator=torch.Generator().manual_seed(0))
+    assert history.recoveries == 2
+    assert history.n_iter == 50 and history.step == [25, 50]
+    assert all(math.isfinite(v) for v in history.train_nll)
+    assert net.calls == 52  # 50 steps and the two rejected ones
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "lr=0.005" in warnings[0] and "lr=0.0025" in warnings[1]
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_nan_after_an_evaluation_restarts_from_the_saved_weights():
+    x, y = linear_data(64, seed=0)
+    net = InjectNaN(small_net(), bad_calls={31})
+    history = train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=30,
+                    generator=torch.Generator().manual_seed(0))
+    assert history.recoveries == 1
+    assert history.step == [30, 60] and history.n_iter == 60
+
+
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_persistent_nan_raises_training_diverged(where):
+    x, y = linear_data(64, seed=0)
+    net = InjectNaN(small_net(), bad_calls=Always(), where=where)
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        train(net, x, y, n_iter=50, batch_size=16, max_recoveries=3)
+    assert net.calls == 4  # the first try and three restarts
+    assert issubclass(TrainingDiverged, FloatingPointError)
+
+
+def test_zero_recoveries_allowed_raises_at_once():
+    x, y = linear_data(64, seed=0)
+    net = InjectNaN(small_net(), bad_calls={1})
+    with pytest.raises(TrainingDiverged, match="lr"):
+        train(net, x, y, n_iter=10, max_recoveries=0)
+    assert net.calls == 1
+
+
+# ---------------------------------------------------------------------- gradient clipping
+def _gradient_norms_seen_by_adam(clip_grad) -> list[float]:
+    norms: list[float] = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g) for g in grads]))))
+
+    x, y = linear_data(64, seed=0, noise=0.05)
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        train(small_net(), x, y, n_iter=40, batch_size=16, lr=1e-2, clip_grad=clip_grad,
+              eval_every=20, generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    return norms
+
+
+def test_clip_grad_bounds_the_gradient_norm():
+    clip = 0.5
+    unclipped = _gradient_norms_seen_by_adam(None)
+    assert len(unclipped) == 40
+    assert max(unclipped) > 4 * clip  # without clipping the norm does exceed the bound
+    clipped = _gradient_norms_seen_by_adam(clip)
+    assert len(clipped) == 40
+    assert max(clipped) <= clip * (1 + 1e-5)
+    # Clipping rescales, it does not zero: the bound is reached.
+    assert max(clipped) >= clip * (1 - 1e-5)
+
+
+# ---------------------------------------------------------------------- L2 penalty
+def test_l2_shrinks_the_weights():
+    x, y = linear_data(64, seed=0)
+
+    def weight_norm(l2):
+        net = small_net()
+        train(net, x, y, n_iter=150, batch_size=64, lr=1e-2, l2=l2, eval_every=50,
+              generator=torch.Generator().manual_seed(0))
+        weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+        return float(sum(w.detach().square().sum() for w in weights))
+
+    assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
