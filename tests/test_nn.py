@@ -13,15 +13,6 @@ COVARIANCES = ("full", "diag", "spherical")
 HEAD_CASES = [(cov, d) for cov in COVARIANCES for d in (1, 3)]
 
 
-@pytest.fixture
-def single_thread():
-    """Tiny training loops run faster on one thread, and do not stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rebuild_validated(gm: GaussianMixture) -> GaussianMixture:
     return GaussianMixture(gm.log_weights, gm.means, gm.precision_cholesky, gm.covariance_type,
                            validate=True)
@@ -144,7 +135,6 @@ def test_head_rejects_invalid_arguments(kwargs):
         MixtureDensityHead(**args)
 
 
-@pytest.mark.usefixtures("single_thread")
 def test_head_recovers_correlation_of_2d_noise():
     """A full-covariance head fitted by plain Adam finds a noise correlation of 0.8."""
     torch.manual_seed(0)

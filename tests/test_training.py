@@ -14,15 +14,6 @@ from mdn import GaussianMixture, MixtureDensityNetwork, TrainingDiverged
 from mdn.training import History, train
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny training loops run faster on one thread, and do not stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def linear_data(n: int, seed: int, noise: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = 2 * torch.rand(n, 1, generator=g) - 1

@@ -381,3 +381,24 @@ def test_indexing_len_and_cat():
     torch.testing.assert_close(lgm.weights, base.weights)
     assert lgm.to(torch.float32).dtype == torch.float32
     assert "LogGaussianMixture" in repr(lgm)
+
+
+def test_quantile_endpoints_are_zero_and_infinity():
+    lgm = lognormal_1d(0.3, 0.5)
+    q = lgm.quantile(torch.tensor([0.0, 1.0], dtype=DTYPE).reshape(2, 1, 1)).reshape(-1)
+    assert q[0].item() == 0.0 and q[1].item() == math.inf
+
+
+def test_unbatched_mixtures():
+    base = GaussianMixture.from_params(
+        torch.tensor([0.4, 0.6], dtype=DTYPE), torch.tensor([[0.0, 1.0], [1.0, -1.0]], dtype=DTYPE),
+        torch.tensor([0.5, 0.2], dtype=DTYPE))
+    folded = AffineTransform(torch.tensor([1.0, 2.0]), torch.tensor([2.0, -1.0]))(base)
+    assert folded.batch_shape == () and folded.covariance_type == "diag"
+    point = torch.tensor([0.5, 0.5], dtype=DTYPE)
+    expected = base.log_prob(torch.tensor([-0.25, 1.5], dtype=DTYPE)) - math.log(2.0)
+    torch.testing.assert_close(folded.log_prob(point), expected)
+    lgm = LogGaussianMixture(base)
+    assert lgm.mean().shape == (2,) and lgm.mode().shape == (2,)
+    with pytest.raises(TypeError):
+        len(lgm)

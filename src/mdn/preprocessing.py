@@ -82,12 +82,15 @@ def fit_scaling(spec, data: np.ndarray, name: str) -> AffineScaling:
     except Exception as error:  # a transformer may reject probe points outside its domain
         raise ValueError(f"{name}: the fitted {type(scaler).__name__} failed on probe points "
                          f"({error}); use an affine scaler") from error
-    slope = (out_base[1] - out_base[0]) / span
-    intercept = out_base[0] - slope * lo
-    expected = intercept + slope * probes
-    affine = (out_probes.shape == probes.shape and np.all(np.isfinite(out_probes))
-              and np.allclose(out_probes, expected, rtol=1e-6, atol=1e-9 * (1 + np.abs(expected))))
-    if not affine or np.any(slope == 0):
+    affine = out_base.shape == base.shape and out_probes.shape == probes.shape
+    if affine:
+        slope = (out_base[1] - out_base[0]) / span
+        intercept = out_base[0] - slope * lo
+        expected = intercept + slope * probes
+        affine = (np.all(np.isfinite(out_probes)) and np.all(slope != 0)
+                  and np.allclose(out_probes, expected, rtol=1e-6,
+                                  atol=1e-9 * (1 + np.abs(expected))))
+    if not affine:
         raise ValueError(
             f"{name}: {type(scaler).__name__} does not scale each column affinely "
             "(v -> a + b*v with b != 0), so it cannot be folded into the predicted mixture "
