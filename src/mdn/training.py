@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -71,6 +72,23 @@ def _optimizer(network: nn.Module, lr: float, l2: float) -> torch.optim.Adam:
         return torch.optim.Adam(groups, lr=lr)
 
 
+@contextlib.contextmanager
+def _denormals_flushed():
+    """Flush float denormals to zero for the duration, then turn flushing off again.
+
+    L2 shrinks unused weights into the denormal range, where x86 arithmetic is ~10x slower
+    (measured: 1.9 -> 17 ms per step after 3,000 iterations of the reference network).
+    Flushing them to zero changes nothing measurable.
+    """
+    flushes = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushes:
+            torch.set_flush_denormal(False)
+
+
+@_denormals_flushed()
 def train(
     network: nn.Module,
     x: Tensor,
@@ -125,20 +143,6 @@ def train(
         Non-finite losses tolerated (each restarts from the last good weights at half the
         learning rate) before ``TrainingDiverged`` is raised.
     """
-    # L2 shrinks unused weights into the denormal range, where x86 arithmetic is ~10x slower
-    # (measured: 1.9 -> 17 ms per step after 3,000 iterations of the reference network).
-    # Flushing them to zero changes nothing measurable; the global flag is reset afterwards.
-    flushes = torch.set_flush_denormal(True)
-    try:
-        return _train(network, x, y, x_val, y_val, n_iter, batch_size, lr, l2, clip_grad,
-                      patience, eval_every, generator, verbose, callbacks, max_recoveries)
-    finally:
-        if flushes:
-            torch.set_flush_denormal(False)
-
-
-def _train(network, x, y, x_val, y_val, n_iter, batch_size, lr, l2, clip_grad, patience,
-           eval_every, generator, verbose, callbacks, max_recoveries) -> History:
     n = x.shape[0]
     batch_size = min(batch_size, n)
     validate = x_val is not None and y_val is not None and len(x_val) > 0
