@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -12,7 +13,7 @@ from importlib.metadata import version as package_version
 import numpy as np
 import sklearn
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -26,6 +27,7 @@ from mdn.transforms import AffineTransform, LogGaussianMixture
 __all__ = ["MDN", "load"]
 
 POINTS = ("top", "mean", "mode", "median")
+COMBINES = ("median", "mixture")
 TARGET_TRANSFORMS = (None, "log")
 # Scikit-learn scalers a model file may name and rebuild; other transformer objects are
 # stored as a description only (their fitted scaling is always stored exactly).
@@ -74,14 +76,28 @@ class MDN(RegressorMixin, BaseEstimator):
     patience : int or None, default=2000
         Stop when the validation NLL has not improved for this many iterations; None trains
         all ``n_iter`` iterations and still restores the best weights.
+    n_models : int, default=1
+        Ensemble size E. The members train together as one batched network, each from its
+        own initialisation (seed ``random_state + e`` for an integer ``random_state``), on its
+        own minibatches and, with ``bagging``, its own subsample; each keeps its own best
+        weights.
+    bagging : float or None, default=None
+        Share of the training rows each member trains on, drawn without replacement per
+        member (the reference ensemble uses 0.75); None: all rows.
+    combine : {"median", "mixture"}, default="median"
+        How ``predict`` joins the members' point estimates: "median" of the members'
+        estimates (the reference behaviour) or the point estimate of the equal-weight
+        mixture of the members' mixtures. ``predict_dist``, ``predict_interval``,
+        ``log_prob``, ``score`` and ``sample`` always use that mixture.
     random_state : int, RandomState or None, default=None
         Seeds the initial weights, the validation split and the minibatch order.
     device : str, default="cpu"
         "cpu", "cuda", "cuda:N", "mps" or "auto" (a GPU if there is one).
     verbose : int, default=1
         0: silent; 1: a progress bar on interactive terminals; 2: also log each evaluation.
-    chunk_size : int, default=65536
-        Rows per forward pass at prediction time, bounding memory for any number of rows.
+    chunk_size : int, default=8192
+        Rows per forward pass at prediction time (divided among ensemble members), bounding
+        memory for any number of rows.
 
     Attributes
     ----------
@@ -97,9 +113,12 @@ class MDN(RegressorMixin, BaseEstimator):
     x_shift_, x_scale_, y_shift_, y_scale_ : ndarray
         Fitted affine scalings, ``z = (v - shift) / scale``.
     history_ : dict
-        Training record: ``step``, ``train_nll``, ``val_nll`` (scaled units), ``best_step``.
+        Training record: ``step``, ``train_nll``, ``val_nll`` (scaled units), ``best_step``;
+        for ensembles also ``member_val_nll`` and ``member_best_step``.
     n_iter_ : int
         Iterations run.
+    members_ : list of MDN
+        The ensemble's members as single fitted models (a list of one for ``n_models=1``).
 
     Examples
     --------
@@ -129,10 +148,13 @@ class MDN(RegressorMixin, BaseEstimator):
         clip_grad: float | None = 10.0,
         validation_fraction: float = 0.1,
         patience: int | None = 2000,
+        n_models: int = 1,
+        bagging: float | None = None,
+        combine: str = "median",
         random_state=None,
         device: str = "cpu",
         verbose: int = 1,
-        chunk_size: int = 65_536,
+        chunk_size: int = 8192,
     ) -> None:
         self.n_mix = n_mix
         self.hidden = hidden
@@ -149,6 +171,9 @@ class MDN(RegressorMixin, BaseEstimator):
         self.clip_grad = clip_grad
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.n_models = n_models
+        self.bagging = bagging
+        self.combine = combine
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -200,35 +225,68 @@ class MDN(RegressorMixin, BaseEstimator):
         self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
         self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
 
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        generator = torch.Generator().manual_seed(seed)
+        seed, split_seed = self._seeds()
         device = _resolve_device(self.device)
         x_all = torch.as_tensor(x_scaling.transform(X), dtype=torch.float32)
         y_all = torch.as_tensor(y_scaling.transform(y), dtype=torch.float32)
-        train_rows, val_rows = self._split(len(X), generator)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            network = self._build_network()
-        network.to(device)
+        train_rows, val_rows = self._split(len(X), torch.Generator().manual_seed(split_seed))
+        generators = [torch.Generator().manual_seed(seed + e) for e in range(self.n_models)]
+        member_rows = self._member_rows(len(train_rows), generators)
+        network = self._initial_network(seed).to(device)
+        batch, trained = self.batch, network
+        if _distributed():
+            batch, generators, trained = _distribute(network, self.batch, generators, seed)
         history = train(
-            network,
+            trained,
             x_all[train_rows].to(device),
             y_all[train_rows].to(device),
             x_val=None if val_rows is None else x_all[val_rows].to(device),
             y_val=None if val_rows is None else y_all[val_rows].to(device),
             n_iter=self.n_iter,
-            batch_size=self.batch,
+            batch_size=batch,
             lr=self.lr,
             l2=self.l2,
             clip_grad=self.clip_grad,
             patience=self.patience,
-            generator=generator,
-            verbose=self.verbose,
+            generator=generators[0] if self.n_models == 1 else generators,
+            member_rows=member_rows,
+            verbose=self.verbose if _rank() == 0 else 0,
         )
         self.network_ = network
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
         return self
+
+    def _seeds(self) -> tuple[int, int]:
+        """The seed of member 0 (member e uses seed + e) and the seed of the validation split.
+
+        An integer ``random_state`` is member 0's seed itself, so that member e of an
+        ensemble starts as a single model with ``random_state + e`` would.
+        """
+        if isinstance(self.random_state, numbers.Integral):
+            seed = int(self.random_state)
+        else:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # A seed unrelated to the members': torch and NumPy share the Mersenne twister, so
+        # one seed would make the split and the first member's minibatches share draws.
+        split_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+        return seed, split_seed
+
+    def _member_rows(self, n: int, generators: list[torch.Generator]) -> torch.Tensor | None:
+        """Training rows of each member (E, m) when bagging, else None (all rows)."""
+        if self.bagging is None:
+            return None
+        m = max(1, round(n * self.bagging))
+        return torch.stack([torch.randperm(n, generator=g)[:m] for g in generators])
+
+    def _initial_network(self, seed: int) -> MixtureDensityNetwork:
+        """Member e initialised under seed + e, as a single model with that seed would be."""
+        members = []
+        for e in range(self.n_models):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + e)
+                members.append(self._build_network(n_models=None))
+        return members[0] if self.n_models == 1 else MixtureDensityNetwork.stack(members)
 
     def _split(self, n: int, generator: torch.Generator):
         if self.validation_fraction == 0:
@@ -244,10 +302,14 @@ class MDN(RegressorMixin, BaseEstimator):
         order = torch.randperm(n, generator=generator)
         return order[n_val:], order[:n_val]
 
-    def _build_network(self) -> MixtureDensityNetwork:
+    def _build_network(self, n_models: int | str | None = "ensemble") -> MixtureDensityNetwork:
+        """The network with fresh weights; a batched ensemble when ``n_models`` > 1."""
+        if n_models == "ensemble":
+            n_models = self.n_models if self.n_models > 1 else None
         return MixtureDensityNetwork(
             self.n_features_in_, self.n_outputs_, n_mix=self.n_mix, hidden=tuple(self.hidden),
             activation=self.activation, covariance=self.covariance, epsilon=self.epsilon,
+            n_models=n_models,
         )
 
     def _check_params(self) -> None:
@@ -282,6 +344,11 @@ class MDN(RegressorMixin, BaseEstimator):
         integer("chunk_size")
         integer("verbose", low=0)
         integer("patience", allow_none=True)
+        integer("n_models")
+        if self.bagging is not None and not (isinstance(self.bagging, numbers.Real)
+                                             and 0 < self.bagging <= 1):
+            raise ValueError(f"bagging must be a share of the rows in (0, 1] or None, got "
+                             f"{self.bagging!r}")
         real("lr", 0)
         real("l2", 0, strict=False)
         real("epsilon", 0)
@@ -290,6 +357,7 @@ class MDN(RegressorMixin, BaseEstimator):
         choice("covariance", COVARIANCE_TYPES)
         choice("activation", tuple(sorted(ACTIVATIONS)))
         choice("target_transform", TARGET_TRANSFORMS)
+        choice("combine", COMBINES)
         hidden = self.hidden
         if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
                 or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
@@ -299,24 +367,39 @@ class MDN(RegressorMixin, BaseEstimator):
         _resolve_device(self.device)
 
     # ------------------------------------------------------------------ prediction
-    def _distributions(self, X) -> Iterator[tuple[slice, GaussianMixture | LogGaussianMixture]]:
-        """The predicted distributions in the user's units, ``chunk_size`` rows at a time."""
+    def _member_distributions(self, X) -> Iterator[tuple[slice, GaussianMixture]]:
+        """Each member's predicted mixture in the user's units, a chunk of rows at a time.
+
+        The mixtures have batch shape (rows,) for a single model and (E, rows) for an
+        ensemble; the log transform is not applied yet.
+        """
         check_is_fitted(self, "network_")
-        X = validate_data(self, _to_numpy(X), reset=False, dtype=np.float64)
+        X = validate_data(self, _to_numpy(X), reset=False, dtype=(np.float64, np.float32))
         device = next(self.network_.parameters()).device
         unscale = AffineTransform(torch.as_tensor(self.y_shift_), torch.as_tensor(self.y_scale_))
         self.network_.eval()
-        for start in range(0, len(X), self.chunk_size):
-            rows = slice(start, start + self.chunk_size)
-            x = torch.as_tensor((X[rows] - self.x_shift_) / self.x_scale_, dtype=torch.float32)
+        step = max(1, self.chunk_size // self._n_members)
+        for start in range(0, len(X), step):
+            rows = slice(start, start + step)
+            x = torch.as_tensor(((X[rows] - self.x_shift_) / self.x_scale_).astype(np.float32))
             with torch.inference_mode():
                 scaled = self.network_(x.to(device))
             # float64 from here: user units may be far from 1, and densities are compared
             # against other float64 tools.
-            mixture = unscale(scaled.to(torch.float64))
-            if self.target_transform == "log":
-                mixture = LogGaussianMixture(mixture)
-            yield rows, mixture
+            yield rows, unscale(scaled.to(torch.float64))
+
+    def _distributions(self, X) -> Iterator[tuple[slice, GaussianMixture | LogGaussianMixture]]:
+        """The predictive distribution in the user's units (pooled over members)."""
+        for rows, mixture in self._member_distributions(X):
+            yield rows, self._in_target_space(mixture.pool(0) if self._n_members > 1 else mixture)
+
+    def _in_target_space(self, mixture: GaussianMixture) -> GaussianMixture | LogGaussianMixture:
+        return LogGaussianMixture(mixture) if self.target_transform == "log" else mixture
+
+    @property
+    def _n_members(self) -> int:
+        check_is_fitted(self, "network_")
+        return self.network_.n_models or 1
 
     def predict(self, X, point: str = "top"):
         """Point estimates, shape (n,) for a 1-D target or (n, D).
@@ -327,11 +410,56 @@ class MDN(RegressorMixin, BaseEstimator):
         point : {"top", "mean", "mode", "median"}
             "top": mean of the heaviest component (the reference model's estimate; for a
             log target, its median); "mean": mixture mean; "mode": highest-density point;
-            "median": median of each target's marginal.
+            "median": median of each target's marginal. An ensemble joins its members as
+            ``combine`` says.
         """
         if point not in POINTS:
             raise ValueError(f"point must be one of {POINTS}, got {point!r}")
-        return self._like_input(self._collect(X, lambda dist: getattr(dist, point)()), X)
+        if self._n_members > 1 and self.combine == "median":
+            def compute(mixture):
+                points = getattr(self._in_target_space(mixture), point)()  # [E, rows, D]
+                ordered = points.sort(dim=0).values
+                middle = (self._n_members - 1) // 2, self._n_members // 2
+                return (ordered[middle[0]] + ordered[middle[1]]) / 2  # np.median's convention
+            values = self._collect(X, compute, members=True)
+        else:
+            values = self._collect(X, lambda dist: getattr(dist, point)())
+        return self._like_input(values, X)
+
+    def predict_members(self, X, point: str = "top") -> np.ndarray:
+        """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
+
+        Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
+        epistemic uncertainty that the members' disagreement reveals.
+        """
+        if point not in POINTS:
+            raise ValueError(f"point must be one of {POINTS}, got {point!r}")
+
+        def compute(mixture):
+            values = getattr(self._in_target_space(mixture), point)()
+            return values if self._n_members > 1 else values.unsqueeze(0)
+
+        return self._collect(X, compute, row_axis=1, members=True)
+
+    @property
+    def members_(self) -> list[MDN]:
+        """The ensemble's members as single fitted models."""
+        check_is_fitted(self, "network_")
+        if self._n_members == 1:
+            return [self]
+        fitted = {k: v for k, v in vars(self).items()
+                  if k.endswith("_") and not k.startswith("_") and k != "network_"}
+        members = []
+        for e in range(self._n_members):
+            member = clone(self).set_params(n_models=1, bagging=None)
+            member.__dict__.update(copy.deepcopy(fitted))
+            history = member.history_
+            if history.get("member_best_step"):
+                history["best_step"] = history["member_best_step"][e]
+                history["val_nll"] = [values[e] for values in history["member_val_nll"]]
+            member.network_ = self.network_.member(e).eval()
+            members.append(member)
+        return members
 
     def predict_interval(self, X, coverage: float = 0.9):
         """Central interval of each target's marginal holding ``coverage`` of its mass.
@@ -376,9 +504,14 @@ class MDN(RegressorMixin, BaseEstimator):
         """Mean log-likelihood of ``y`` given ``X`` (higher is better)."""
         return float(np.average(self.log_prob(X, y), weights=sample_weight))
 
-    def _collect(self, X, compute, row_axis: int = 0) -> np.ndarray:
-        """Apply ``compute`` (mixture -> tensor ending in the target axis) chunk by chunk."""
-        parts = [compute(dist).cpu().numpy() for _, dist in self._distributions(X)]
+    def _collect(self, X, compute, row_axis: int = 0, members: bool = False) -> np.ndarray:
+        """Apply ``compute`` (mixture -> tensor ending in the target axis) chunk by chunk.
+
+        ``compute`` gets the predictive distribution, or with ``members`` each member's
+        mixture before the target transform.
+        """
+        chunks = self._member_distributions(X) if members else self._distributions(X)
+        parts = [compute(dist).cpu().numpy() for _, dist in chunks]
         out = np.concatenate(parts, axis=row_axis)
         return out[..., 0] if self.output_1d_ else out
 
@@ -491,6 +624,39 @@ def _resolve_device(spec) -> torch.device:
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
                          ) from None
     return device
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed() else 0
+
+
+def _distribute(network: MixtureDensityNetwork, batch: int, generators: list[torch.Generator],
+                seed: int):
+    """What a fit inside a ``torch.distributed`` process group changes.
+
+    Every process holds all rows and the same initial weights; each draws its own share of
+    every minibatch (``batch // world_size`` rows, from its own stream), and
+    DistributedDataParallel averages the gradients, so one step sees ``batch`` rows in all
+    as in a single-process fit.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    if batch < world:
+        raise ValueError(f"batch={batch} cannot be shared among {world} processes; use "
+                         f"batch >= {world}")
+    if rank:
+        generators = [torch.Generator().manual_seed(
+            int(np.random.SeedSequence([seed, e, rank]).generate_state(1)[0]))
+            for e in range(len(generators))]
+    device = next(network.parameters()).device
+    wrapped = DistributedDataParallel(
+        network, device_ids=[device] if device.type == "cuda" else None)
+    return batch // world, generators, wrapped
 
 
 def _device_available(device: torch.device) -> bool:

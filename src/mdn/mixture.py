@@ -197,6 +197,30 @@ class GaussianMixture:
             validate=False,
         )
 
+    def pool(self, dim: int = 0) -> GaussianMixture:
+        """The equal-weight mixture of the mixtures along batch dimension ``dim``.
+
+        For an ensemble's predictions of batch shape (E, N) with K components each,
+        ``pool(0)`` is the batch (N,) of mixtures of E * K components whose density is the
+        mean of the E members' densities.
+        """
+        ndim = len(self.batch_shape)
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"dim {dim} is not a batch dimension of {tuple(self.batch_shape)}")
+        dim %= ndim
+        members = self.batch_shape[dim]
+
+        def merge(values: Tensor) -> Tensor:  # [..., E, ..., K, *event] -> [..., E*K, *event]
+            return values.movedim(dim, ndim - 1).flatten(ndim - 1, ndim)
+
+        return GaussianMixture(
+            merge(self.log_weights) - math.log(members),
+            merge(self.means),
+            merge(self.precision_cholesky),
+            self.covariance_type,
+            validate=False,
+        )
+
     # ------------------------------------------------------------------ shape and access
     @property
     def batch_shape(self) -> torch.Size:

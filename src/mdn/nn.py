@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
 
-__all__ = ["ACTIVATIONS", "MLP", "MixtureDensityHead", "MixtureDensityNetwork"]
+__all__ = ["ACTIVATIONS", "MLP", "BatchedLinear", "MixtureDensityHead", "MixtureDensityNetwork"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,6 +22,71 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
 }
+
+
+class BatchedLinear(nn.Module):
+    """``n_models`` independent linear layers applied in one batched matrix product.
+
+    Member ``e`` maps ``x[e]`` to ``x[e] @ weight[e].T + bias[e]``; the weights have the
+    shapes of ``nn.Linear``'s with a leading ``n_models`` axis, so member ``e``'s slice of a
+    state dict loads into an ``nn.Linear`` and back.
+
+    Parameters
+    ----------
+    n_models : int
+        Number of members E.
+    in_features, out_features : int
+
+    Examples
+    --------
+    >>> layer = BatchedLinear(3, 4, 2)
+    >>> layer(torch.randn(3, 10, 4)).shape  # one batch of 10 rows per member
+    torch.Size([3, 10, 2])
+    >>> layer(torch.randn(10, 4)).shape  # the same rows for every member
+    torch.Size([3, 10, 2])
+    """
+
+    def __init__(self, n_models: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.n_models, self.in_features, self.out_features = n_models, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(n_models, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(n_models, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # nn.Linear's default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases, drawn in
+        # the same order, so that one member starts exactly where an nn.Linear would.
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            self.bias.uniform_(-bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2 or (x.dim() > 2 and x.shape[0] != self.n_models):
+            raise ValueError(f"BatchedLinear({self.n_models} members) expects input of shape "
+                             f"({self.n_models}, *B, {self.in_features}) or (*B, "
+                             f"{self.in_features}), got {tuple(x.shape)}")
+        if x.dim() == 2:
+            x = x.expand(self.n_models, *x.shape)
+        rows = x.reshape(self.n_models, -1, self.in_features)  # [E, N, in]
+        out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.mT)  # [E, N, out]
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"n_models={self.n_models}, in_features={self.in_features}, "
+                f"out_features={self.out_features}")
+
+
+def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Module:
+    if n_models is None:
+        return nn.Linear(in_features, out_features)
+    return BatchedLinear(n_models, in_features, out_features)
+
+
+def _check_n_models(n_models) -> None:
+    if n_models is not None and (isinstance(n_models, bool) or not isinstance(n_models, int)
+                                 or n_models < 1):
+        raise ValueError(f"n_models must be a positive integer or None, got {n_models!r}")
 
 
 class MixtureDensityHead(nn.Module):
@@ -43,6 +108,9 @@ class MixtureDensityHead(nn.Module):
     covariance : {"full", "diag", "spherical"}
     epsilon : float
         Variance floor of each component, in the units the network sees.
+    n_models : int, optional
+        Make the head a batch of this many independent heads (see ``BatchedLinear``): the
+        features are (E, *B, F) or shared (*B, F), and the mixture's batch shape is (E, *B).
 
     Examples
     --------
@@ -59,8 +127,10 @@ class MixtureDensityHead(nn.Module):
         n_mix: int = 5,
         covariance: str = "full",
         epsilon: float = 1e-3,
+        n_models: int | None = None,
     ) -> None:
         super().__init__()
+        _check_n_models(n_models)
         if covariance not in COVARIANCE_TYPES:
             raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
         for name, value in (("in_features", in_features), ("n_targets", n_targets),
@@ -74,7 +144,8 @@ class MixtureDensityHead(nn.Module):
         )
         d = n_targets
         self.n_scale = {"full": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance]
-        self.linear = nn.Linear(in_features, n_mix * (1 + d + self.n_scale))
+        self.n_models = n_models
+        self.linear = _linear(in_features, n_mix * (1 + d + self.n_scale), n_models)
         if covariance == "full":
             # Where the diagonal and then the strict upper triangle go in a flat D*D matrix.
             rows, cols = torch.triu_indices(d, d, offset=1)
@@ -102,7 +173,8 @@ class MixtureDensityHead(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"n_targets={self.n_targets}, n_mix={self.n_mix}, "
-                f"covariance={self.covariance!r}, epsilon={self.epsilon:g}")
+                f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
+                + (f", n_models={self.n_models}" if self.n_models is not None else ""))
 
 
 class MLP(nn.Sequential):
@@ -115,9 +187,13 @@ class MLP(nn.Sequential):
         Widths of the hidden layers (empty for none).
     activation : str
         One of ``ACTIVATIONS``.
+    n_models : int, optional
+        Make every layer a ``BatchedLinear`` of this many members.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], activation: str = "relu") -> None:
+    def __init__(self, in_features: int, hidden: Sequence[int], activation: str = "relu",
+                 n_models: int | None = None) -> None:
+        _check_n_models(n_models)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
@@ -125,14 +201,28 @@ class MLP(nn.Sequential):
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            layers += [_linear(width, size, n_models), ACTIVATIONS[activation]()]
             width = size
         super().__init__(*layers)
         self.out_features = width
 
 
 class MixtureDensityNetwork(nn.Module):
-    """An MLP trunk with a ``MixtureDensityHead``: inputs -> ``GaussianMixture``."""
+    """An MLP trunk with a ``MixtureDensityHead``: inputs -> ``GaussianMixture``.
+
+    With ``n_models=E`` it is an ensemble of E independent networks evaluated as one
+    (batched matrix products over weights with a leading E axis): inputs (E, N, F), or
+    (N, F) shared by all members, give a mixture of batch shape (E, N). ``stack`` builds one
+    from single networks and ``member`` takes one out again.
+
+    Examples
+    --------
+    >>> ensemble = MixtureDensityNetwork(3, 1, hidden=(16,), n_models=4)
+    >>> ensemble(torch.randn(10, 3)).batch_shape
+    torch.Size([4, 10])
+    >>> ensemble.member(0)(torch.randn(10, 3)).batch_shape
+    torch.Size([10])
+    """
 
     def __init__(
         self,
@@ -143,11 +233,37 @@ class MixtureDensityNetwork(nn.Module):
         activation: str = "relu",
         covariance: str = "full",
         epsilon: float = 1e-3,
+        n_models: int | None = None,
     ) -> None:
         super().__init__()
-        self.trunk = MLP(in_features, hidden, activation)
+        self.config = {"in_features": in_features, "n_targets": n_targets, "n_mix": n_mix,
+                       "hidden": tuple(hidden), "activation": activation,
+                       "covariance": covariance, "epsilon": epsilon}
+        self.n_models = n_models
+        self.trunk = MLP(in_features, hidden, activation, n_models)
         self.head = MixtureDensityHead(self.trunk.out_features, n_targets, n_mix, covariance,
-                                       epsilon)
+                                       epsilon, n_models)
 
     def forward(self, x: Tensor) -> GaussianMixture:
         return self.head(self.trunk(x))
+
+    @classmethod
+    def stack(cls, members: Sequence[MixtureDensityNetwork]) -> MixtureDensityNetwork:
+        """One batched network whose member ``e`` is a copy of ``members[e]``."""
+        if not members or any(m.n_models is not None or m.config != members[0].config
+                              for m in members):
+            raise ValueError("stack needs one or more single networks of the same configuration")
+        ensemble = cls(**members[0].config, n_models=len(members))
+        states = [m.state_dict() for m in members]
+        ensemble.load_state_dict({k: torch.stack([s[k] for s in states]) for k in states[0]})
+        return ensemble.to(next(members[0].parameters()).device)
+
+    def member(self, index: int) -> MixtureDensityNetwork:
+        """A single network holding a copy of member ``index``'s weights."""
+        if self.n_models is None:
+            raise ValueError("member() needs a batched network (built with n_models)")
+        if not -self.n_models <= index < self.n_models:
+            raise IndexError(f"member {index} of an ensemble of {self.n_models}")
+        single = type(self)(**self.config)
+        single.load_state_dict({k: v[index] for k, v in self.state_dict().items()})
+        return single.to(next(self.parameters()).device)
