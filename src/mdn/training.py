@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from mdn.nn import MixtureDensityNetwork
+
 __all__ = ["History", "TrainingDiverged", "train"]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ class History:
 
 def _member_nll(network: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Mean NLL of each member over its rows: shape (E,) for an ensemble, () otherwise."""
+    module = getattr(network, "module", network)
+    if isinstance(module, MixtureDensityNetwork):
+        return network(x, y).mean(-1)  # the fused loss
     return -network(x).log_prob(y).mean(-1)
 
 
@@ -299,15 +304,18 @@ def train(
             order, cursor = _epoch_order(member_rows, generators), 0
         index = order[:, cursor : cursor + batch_size]  # [E, batch]
         cursor += batch_size
-        if not ensemble:
-            index = index[0]
-        member_loss = loss_fn(x[index], y[index])  # [E] or []
-        loss = member_loss.sum()
+        rows = index.reshape(-1)
+        # index_select is several times faster than advanced indexing for small batches.
+        xb, yb = x.index_select(0, rows), y.index_select(0, rows)
+        if ensemble:
+            xb, yb = xb.unflatten(0, index.shape), yb.unflatten(0, index.shape)
+        loss = loss_fn(xb, yb).sum()  # the members' mean NLLs, summed: members stay apart
         gradients.zero_()
         loss.backward()
         norms = gradients.norms()
+        # One check for both: a sum with a non-finite term is non-finite (norms are >= 0).
         finite = not check_each_step or _all_processes_agree(
-            bool(torch.isfinite(loss)) and bool(torch.isfinite(norms).all()), x.device)
+            bool(torch.isfinite(loss.detach() + norms.sum())), x.device)
         if finite:
             if clip_grad is not None:
                 gradients.clip_(clip_grad, norms)
