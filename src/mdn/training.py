@@ -174,6 +174,16 @@ def _all_processes_agree(flag: bool, device: torch.device) -> bool:
     return bool(value.item() > 0)
 
 
+def _process_mean(values: Tensor) -> Tensor:
+    """``values`` averaged over the processes of a distributed run, so that all of them take
+    the same early-stopping decisions even where their arithmetic differs in the last bit."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    values = values.clone()
+    torch.distributed.all_reduce(values)
+    return values / torch.distributed.get_world_size()
+
+
 def _epoch_order(rows: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
     """A fresh permutation of each member's rows, shape (E, m)."""
     m = rows.shape[1]
@@ -356,7 +366,7 @@ def train(
         if validate:
             network.eval()
             with torch.no_grad():
-                val = _member_nll(network, x_val, y_val).reshape(n_models).cpu()
+                val = _process_mean(_member_nll(network, x_val, y_val).reshape(n_models)).cpu()
             network.train()
             history.val_nll.append(float(val.mean()))
             if ensemble:
@@ -375,7 +385,7 @@ def train(
             logger.info("early stop at iteration %d: no validation gain since iteration %d",
                         step, int(best_step.max()))
             stop = True
-        if stop:
+        if not _all_processes_agree(not stop, x.device):  # any process stopping stops all
             break
     bar.close()
     history.n_iter = step
