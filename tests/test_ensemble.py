@@ -219,7 +219,7 @@ def test_batched_training_equals_sequential_training():
     x_val, y_val = regression_data(100, seed=1)
     seeds = [10, 11, 12]
     # patience is on but longer than the run: it must not stop any member. (A member that
-    # runs out of patience while others go on: see the xfail test below.)
+    # runs out of patience while others go on: see the test below.)
     settings = dict(TRAIN, x_val=x_val, y_val=y_val, patience=1000)
     ensemble = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
     history = train(ensemble, x, y, generator=generators(seeds), **settings)
@@ -273,26 +273,43 @@ def test_clipping_is_per_member():
         assert_same_weights(ensemble.member(e), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a member that has run out of patience keeps training while others go on, and "
-    "later validation gains replace its best weights, so it no longer equals its plain twin"))
-def test_member_out_of_patience_keeps_the_weights_it_would_have_alone():
+@pytest.fixture(scope="module")
+def patience_runs():
+    """A batched run and its members' plain runs where patience stops members at different
+    iterations (alone, the members stop at 250, 250 and 150)."""
     x, y = regression_data(300, seed=0)
     x_val, y_val = regression_data(100, seed=1)
     seeds = [10, 11, 12]
     settings = dict(TRAIN, n_iter=400, x_val=x_val, y_val=y_val, patience=25)
     ensemble = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
     history = train(ensemble, x, y, generator=generators(seeds), **settings)
-    best, stopped = [], []
-    for e, seed in enumerate(seeds):
-        single = plain_net(seed)
-        single_history = train(single, x, y, generator=torch.Generator().manual_seed(seed),
-                               **settings)
-        best.append(single_history.best_step)
-        stopped.append(single_history.n_iter)
+    singles, histories = [], []
+    for seed in seeds:
+        singles.append(plain_net(seed))
+        histories.append(train(singles[-1], x, y, generator=torch.Generator().manual_seed(seed),
+                               **settings))
+    return ensemble, history, singles, histories
+
+
+def test_training_goes_on_while_any_member_has_patience(patience_runs):
+    _, history, _, histories = patience_runs
+    stopped = [h.n_iter for h in histories]
+    assert max(stopped) < 400 and len(set(stopped)) > 1  # patience fired, at different steps
+    # Until its own early stop, each member runs exactly as alone.
+    assert history.n_iter >= max(stopped)
+    for e, single_history in enumerate(histories):
+        evaluations = len(single_history.val_nll)
+        np.testing.assert_allclose([v[e] for v in history.member_val_nll[:evaluations]],
+                                   single_history.val_nll, rtol=1e-4, atol=1e-4)
+        assert history.member_best_step[e] == single_history.best_step
+
+
+def test_member_out_of_patience_keeps_the_weights_it_would_have_alone(patience_runs):
+    ensemble, history, singles, histories = patience_runs
+    for e, single in enumerate(singles):
         assert_same_weights(ensemble.member(e), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
-    assert history.member_best_step == best
-    assert history.n_iter == max(stopped)
+    assert history.member_best_step == [h.best_step for h in histories]
+    assert history.n_iter == max(h.n_iter for h in histories)
 
 
 def test_batched_network_of_one_member_trains_as_the_plain_network():
@@ -454,11 +471,13 @@ def test_members_differ_and_their_spread_is_positive(data, ensemble3):
 def test_chunked_prediction_of_an_ensemble_matches_one_chunk(data, ensemble3):
     X, y = data
     chunked = copy.deepcopy(ensemble3).set_params(chunk_size=7)  # 2 rows per member chunk
-    np.testing.assert_allclose(chunked.predict(X), ensemble3.predict(X), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(chunked.predict_members(X), ensemble3.predict_members(X),
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(chunked.log_prob(X, y), ensemble3.log_prob(X, y), rtol=1e-6,
-                               atol=1e-6)
+    # Float32 products of another shape round differently (1e-6 differences were seen).
+    tolerance = dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(chunked.predict(X, point="mean"),
+                               ensemble3.predict(X, point="mean"), **tolerance)
+    np.testing.assert_allclose(chunked.predict_members(X, point="mean"),
+                               ensemble3.predict_members(X, point="mean"), **tolerance)
+    np.testing.assert_allclose(chunked.log_prob(X, y), ensemble3.log_prob(X, y), **tolerance)
 
 
 # ---------------------------------------------------------------------- files

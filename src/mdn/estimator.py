@@ -451,7 +451,10 @@ class MDN(RegressorMixin, BaseEstimator):
                   if k.endswith("_") and not k.startswith("_") and k != "network_"}
         members = []
         for e in range(self._n_members):
-            member = clone(self).set_params(n_models=1, bagging=None)
+            seed = self.random_state
+            member = clone(self).set_params(
+                n_models=1, bagging=None,
+                random_state=seed + e if isinstance(seed, numbers.Integral) else seed)
             member.__dict__.update(copy.deepcopy(fitted))
             history = member.history_
             if history.get("member_best_step"):
@@ -497,7 +500,7 @@ class MDN(RegressorMixin, BaseEstimator):
         y = self._check_targets(X, y)
         out = np.empty(len(y))
         for rows, dist in self._distributions(X):
-            out[rows] = dist.log_prob(torch.as_tensor(y[rows])).cpu().numpy()
+            out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
         return out
 
     def score(self, X, y, sample_weight=None) -> float:

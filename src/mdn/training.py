@@ -304,6 +304,7 @@ def train(
     good_state = copy.deepcopy(module.state_dict())
     best_state, best_val = None, torch.full((n_models,), math.inf)
     best_step = torch.zeros(n_models, dtype=torch.long)
+    stopped = torch.zeros(n_models, dtype=torch.bool)  # members out of patience
     order, cursor = _epoch_order(member_rows, generators), 0
     running, running_steps = torch.zeros((), device=x.device), 0
     network.train()
@@ -372,7 +373,9 @@ def train(
             if ensemble:
                 history.member_val_nll.append(val.tolist())
             postfix["val_nll"] = f"{history.val_nll[-1]:.4f}"
-            improved = val < best_val  # [E]
+            # A member out of patience has stopped, as it would have alone: the steps the
+            # others still take cannot replace its best weights.
+            improved = (val < best_val) & ~stopped  # [E]
             if bool(improved.any()):
                 best_val = torch.where(improved, val, best_val)
                 best_step[improved] = step
@@ -381,7 +384,9 @@ def train(
         if verbose >= 2:
             logger.info("iteration %d: %s", step, postfix)
         stop = any(bool(callback(history)) for callback in callbacks)
-        if validate and patience is not None and bool((step - best_step >= patience).all()):
+        if validate and patience is not None:
+            stopped |= step - best_step >= patience
+        if bool(stopped.all()):
             logger.info("early stop at iteration %d: no validation gain since iteration %d",
                         step, int(best_step.max()))
             stop = True

@@ -58,7 +58,8 @@ class AffineTransform:
             prec_chol = prec_chol / scale.abs()[0]
         else:  # an anisotropic scale turns spherical components into diagonal ones
             prec_chol, kind = prec_chol.unsqueeze(-1) / scale.abs(), "diag"
-        return GaussianMixture(mixture.log_weights, means, prec_chol, kind, validate=False)
+        return GaussianMixture(mixture.log_weights, means, prec_chol, kind, validate=False,
+                               _normalized=True)
 
     def log_abs_det_jacobian(self) -> Tensor:
         """``log |dy/dz|``, the same for every point."""
