@@ -40,16 +40,13 @@ CONFIGS = ((1, "diag"), (1, "full"), (3, "full"))
 HIDDEN, N_MIX, BATCH, ROWS = (100,) * 5, 5, 128, 10_000
 
 
-def _network(d: int, covariance: str, n_models: int | None = None) -> MixtureDensityNetwork:
-    return MixtureDensityNetwork(7, d, N_MIX, HIDDEN, "relu", covariance, n_models=n_models)
-
-
 def time_mdn(d: int, covariance: str, steps: int, n_models: int | None = None,
-             compiled: bool = False) -> dict:
+             compiled: bool = False, hidden=HIDDEN, activation: str = "relu") -> dict:
     """Steps/s of ``mdn.training.train`` at the reference configuration (clipping on)."""
     x, y = (torch.as_tensor(a, dtype=torch.float32) for a in make_data(ROWS, d, 0))
     torch.manual_seed(0)
-    network = _network(d, covariance, n_models)
+    network = MixtureDensityNetwork(7, d, N_MIX, hidden, activation, covariance,
+                                    n_models=n_models)
     generators = None if n_models is None else [torch.Generator().manual_seed(e)
                                                   for e in range(n_models)]
     loss_fn = None
@@ -149,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         contenders["mdn + torch.compile"] = lambda d, c: time_mdn(d, c, args.steps,
                                                                    compiled=True)
     if not args.no_peers:
+        # scikit-mdn fixes its network at one hidden layer of 100 softplus units: this row
+        # is mdn at that configuration, to compare with it at equal footing.
+        contenders["mdn, 1 x 100 softplus (scikit-mdn's net)"] = lambda d, c: time_mdn(
+            d, c, args.steps, hidden=(100,), activation="softplus")
         for peer in PEERS:
             contenders[peer] = lambda d, c, peer=peer: time_peer(peer, d, c, args.steps)
     results: dict[tuple, list[dict]] = {}
@@ -192,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
             ("10 sequential mdn fits", 1, 10 * mdn_ms)]
     for threads in (1, 2):
         torch.set_num_threads(threads)
+        if threads > 1:
+            speed = statistics.median(time_baseline(1, "diag", args.steps, threads=threads)
+                                      ["steps_per_s"] for _ in range(args.repeats))
+            rows.append(("10 sequential baseline fits", threads, 10e3 / speed))
         speed = statistics.median(time_mdn(1, "diag", ensemble_steps, n_models=10)["steps_per_s"]
                                   for _ in range(args.repeats))
         rows.append(("mdn batched ensemble (n_models=10)", threads, 1e3 / speed))

@@ -374,14 +374,21 @@ class MDN(RegressorMixin, BaseEstimator):
         ensemble; the log transform is not applied yet.
         """
         check_is_fitted(self, "network_")
-        X = validate_data(self, _to_numpy(X), reset=False, dtype=(np.float64, np.float32))
+        # Finiteness is checked chunk by chunk below: checking all of X at once costs
+        # temporaries as large as X.
+        X = validate_data(self, _to_numpy(X), reset=False, dtype=(np.float64, np.float32),
+                          ensure_all_finite=False)
         device = next(self.network_.parameters()).device
         unscale = AffineTransform(torch.as_tensor(self.y_shift_), torch.as_tensor(self.y_scale_))
         self.network_.eval()
         step = max(1, self.chunk_size // self._n_members)
         for start in range(0, len(X), step):
             rows = slice(start, start + step)
-            x = torch.as_tensor(((X[rows] - self.x_shift_) / self.x_scale_).astype(np.float32))
+            scaled_x = (X[rows] - self.x_shift_) / self.x_scale_
+            if not np.isfinite(scaled_x).all():
+                raise ValueError(f"Input X contains NaN or infinity (in rows {start} to "
+                                 f"{start + len(scaled_x) - 1}); drop or impute those rows")
+            x = torch.as_tensor(scaled_x.astype(np.float32))
             with torch.inference_mode():
                 scaled = self.network_(x.to(device))
             # float64 from here: user units may be far from 1, and densities are compared
@@ -514,8 +521,14 @@ class MDN(RegressorMixin, BaseEstimator):
         mixture before the target transform.
         """
         chunks = self._member_distributions(X) if members else self._distributions(X)
-        parts = [compute(dist).cpu().numpy() for _, dist in chunks]
-        out = np.concatenate(parts, axis=row_axis)
+        out = None  # allocated once the first chunk shows the shape: no list of parts
+        for rows, dist in chunks:
+            part = compute(dist).cpu().numpy()
+            if out is None:
+                shape = list(part.shape)
+                shape[row_axis] = _num_rows(X)
+                out = np.empty(shape, dtype=part.dtype)
+            out[(slice(None),) * row_axis + (rows,)] = part
         return out[..., 0] if self.output_1d_ else out
 
     def _like_input(self, values: np.ndarray, X):
@@ -678,7 +691,11 @@ def _to_numpy(data):
 
 
 def _num_rows(data) -> int:
-    return data.shape[0] if hasattr(data, "shape") else len(data)
+    if hasattr(data, "shape"):
+        return data.shape[0]
+    if hasattr(data, "__len__"):
+        return len(data)
+    return np.asarray(data).shape[0]  # array-likes with only __array__
 
 
 def _column_names(y) -> list[str] | None:
