@@ -296,3 +296,40 @@ def test_denormals_are_flushed_during_training_and_the_flag_is_restored():
     train(net, x, y, n_iter=60, generator=torch.Generator().manual_seed(0), callbacks=[probe])
     assert seen and all(value == 0.0 for value in seen)
     assert denormal_product() != 0.0
+
+
+# ---------------------------------------------------------------------- back-propagation by hand
+@pytest.mark.parametrize(("covariance", "d", "n_models"), [("diag", 1, None), ("full", 3, None),
+                                                           ("full", 2, 4), ("diag", 1, 1)])
+def test_relu_backprop_by_hand_equals_autograd(covariance, d, n_models):
+    torch.manual_seed(2)
+    network = MixtureDensityNetwork(5, d, n_mix=3, hidden=(16, 16), covariance=covariance,
+                                    n_models=n_models).double()
+    shape = (n_models, 32) if n_models else (32,)
+    x, y = torch.randn(*shape, 5, dtype=torch.float64), torch.randn(*shape, d,
+                                                                    dtype=torch.float64)
+    expected_loss = training._member_nll(network, x, y)
+    expected = torch.autograd.grad(expected_loss.sum(), list(network.parameters()))
+    training._FlatGradients(list(network.parameters()), n_models or 1)
+    for p in network.parameters():  # stale values must be overwritten, not added to
+        p.grad.fill_(7.0)
+    loss = training._ReluBackprop(network)(x, y)
+    torch.testing.assert_close(loss, expected_loss.detach())
+    for p, want in zip(network.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, want, rtol=1e-10, atol=1e-12)
+
+
+def test_training_by_hand_and_through_autograd_agree():
+    x, y = linear_data(256, seed=3)
+
+    def fit(loss_fn):
+        torch.manual_seed(4)
+        network = MixtureDensityNetwork(1, 1, n_mix=2, hidden=(16, 16))
+        explicit = (lambda xb, yb: training._member_nll(network, xb, yb)) if loss_fn else None
+        train(network, x, y, n_iter=60, batch_size=32, clip_grad=1.0, loss_fn=explicit,
+              generator=torch.Generator().manual_seed(5))
+        return network
+
+    by_hand, through_autograd = fit(False), fit(True)
+    for a, b in zip(by_hand.parameters(), through_autograd.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -156,9 +156,12 @@ class MixtureDensityHead(nn.Module):
             self.register_buffer("_triu_index", flat, persistent=False)
 
     def forward(self, features: Tensor) -> GaussianMixture:
+        return self.mixture(self.linear(features))
+
+    def mixture(self, outputs: Tensor) -> GaussianMixture:
+        """The mixture that the outputs of ``self.linear`` stand for."""
         k, d = self.n_mix, self.n_targets
-        out = self.linear(features)
-        logits, means, raw = out.split([k, k * d, k * self.n_scale], dim=-1)
+        logits, means, raw = outputs.split([k, k * d, k * self.n_scale], dim=-1)
         means = means.unflatten(-1, (k, d))  # [*B, K, D]
         raw = raw.unflatten(-1, (k, self.n_scale))  # [*B, K, S]
         n_diag = 1 if self.covariance == "spherical" else d
@@ -182,19 +185,36 @@ class MixtureDensityHead(nn.Module):
         function with a closed-form gradient: the loss of a training step costs about half
         the time of the general path, whose many small operations dominate it on a CPU.
         """
-        if self.covariance == "full" and self.n_targets > 1:
-            return -self(features).log_prob(y)
+        return self.output_nll(self.linear(features), y)
+
+    def output_nll(self, outputs: Tensor, y: Tensor) -> Tensor:
+        """``nll`` from the outputs of ``self.linear``."""
         k = self.n_mix
-        logits, means, raw = self.linear(features).split(
-            [k, k * self.n_targets, k * self.n_scale], dim=-1)
-        return _DiagonalMixtureNLL.apply(
-            logits, means.unflatten(-1, (k, self.n_targets)), raw.unflatten(-1, (k, self.n_scale)),
-            y, math.sqrt(self.epsilon))
+        logits, means, raw = outputs.split([k, k * self.n_targets, k * self.n_scale], dim=-1)
+        means, raw = means.unflatten(-1, (k, self.n_targets)), raw.unflatten(-1, (k, self.n_scale))
+        if self.covariance == "full" and self.n_targets > 1:
+            return _FullMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon),
+                                         self._triu_index)
+        return _DiagonalMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon))
 
     def extra_repr(self) -> str:
         return (f"n_targets={self.n_targets}, n_mix={self.n_mix}, "
                 f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
                 + (f", n_models={self.n_models}" if self.n_models is not None else ""))
+
+
+def _log_normaliser(joint: Tensor, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Log-sum-exps over components of ``joint`` and of ``logits``, as one reduction.
+
+    Returns the per-row NLL term ``lse(logits) - lse(joint)`` and, for the backward pass, the
+    shifted exponentials [2, *B, K] and their sums [2, *B].
+    """
+    both = torch.stack([joint, logits])  # [2, *B, K]
+    top = both.amax(-1, keepdim=True)
+    shifted = (both - top).exp()
+    total = shifted.sum(-1)  # [2, *B]
+    log_sums = total.log() + top.squeeze(-1)
+    return log_sums[1] - log_sums[0], shifted, total
 
 
 class _DiagonalMixtureNLL(torch.autograd.Function):
@@ -219,13 +239,9 @@ class _DiagonalMixtureNLL(torch.autograd.Function):
         z = (y.unsqueeze(-2) - means) / std  # [*B, K, D]
         log_norm = std.log().sum(-1) * (d // std.shape[-1])  # [*B, K]: S = D or 1
         joint = logits - log_norm - 0.5 * z.square().sum(-1)  # [*B, K], up to a constant
-        both = torch.stack([joint, logits])  # [2, *B, K]
-        top = both.amax(-1, keepdim=True)
-        shifted = (both - top).exp()
-        total = shifted.sum(-1)  # [2, *B]
-        log_sums = total.log() + top.squeeze(-1)
+        nll, shifted, total = _log_normaliser(joint, logits)
         ctx.save_for_backward(raw, std, z, shifted, total)
-        return log_sums[1] - log_sums[0] + 0.5 * d * _LOG_2PI
+        return nll + 0.5 * d * _LOG_2PI
 
     @staticmethod
     def backward(ctx, grad):  # grad: [*B]
@@ -240,6 +256,48 @@ class _DiagonalMixtureNLL(torch.autograd.Function):
         else:  # spherical: one deviation shared by the D dimensions
             grad_std = r * (z.shape[-1] - z.square().sum(-1, keepdim=True)) / std
         return grad_logits, grad_means, grad_std * torch.sigmoid(raw), None, None
+
+
+class _FullMixtureNLL(torch.autograd.Function):
+    """NLL of a mixture with full covariances, from the head's raw outputs.
+
+    ``raw`` holds per component the D diagonal entries (``U_ii = 1 / (softplus + floor)``)
+    and then the strictly upper entries of the precision's Cholesky factor ``U``. With
+    ``d = y - mean`` and ``z = U^T d``: dNLL/dU_ij = r d_i z_j (minus r / U_ii on the
+    diagonal) and dNLL/dmean = -r U z, r being the posterior responsibilities.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, means, raw, y, floor, triu_index):
+        # logits [*B, K], means [*B, K, D], raw [*B, K, S], y [*B, D], triu_index [S]
+        logits, means, raw = logits.contiguous(), means.contiguous(), raw.contiguous()
+        d = means.shape[-1]
+        diag = 1.0 / (F.softplus(raw[..., :d]) + floor)  # [*B, K, D]
+        entries = torch.cat([diag, raw[..., d:]], dim=-1)
+        u = entries.new_zeros(*entries.shape[:-1], d * d)
+        u = u.index_copy_(-1, triu_index, entries).unflatten(-1, (d, d))  # [*B, K, D, D]
+        diff = y.unsqueeze(-2) - means  # [*B, K, D]
+        z = (u * diff.unsqueeze(-1)).sum(-2)  # [*B, K, D] = U^T diff
+        joint = logits + diag.log().sum(-1) - 0.5 * z.square().sum(-1)
+        nll, shifted, total = _log_normaliser(joint, logits)
+        ctx.save_for_backward(raw, diag, u, diff, z, shifted, total, triu_index)
+        return nll + 0.5 * d * _LOG_2PI
+
+    @staticmethod
+    def backward(ctx, grad):
+        raw, diag, u, diff, z, shifted, total, triu_index = ctx.saved_tensors
+        d = diag.shape[-1]
+        posterior = shifted * (grad / total).unsqueeze(-1)  # [2, *B, K]
+        r = posterior[0]
+        grad_logits = posterior[1] - r
+        r = r.unsqueeze(-1)  # [*B, K, 1]
+        grad_means = -r * (u * z.unsqueeze(-2)).sum(-1)  # -r U z
+        grad_u = (r.unsqueeze(-1) * diff.unsqueeze(-1) * z.unsqueeze(-2)).flatten(-2)
+        grad_entries = grad_u.index_select(-1, triu_index)  # [*B, K, S]
+        grad_diag = grad_entries[..., :d] - r / diag
+        grad_raw = torch.cat([grad_diag * -diag.square() * torch.sigmoid(raw[..., :d]),
+                              grad_entries[..., d:]], dim=-1)
+        return grad_logits, grad_means, grad_raw, None, None, None
 
 
 class MLP(nn.Sequential):

@@ -125,6 +125,56 @@ def _fused_adam_available(device: torch.device, dtype: torch.dtype) -> bool:
     return True
 
 
+class _ReluBackprop:
+    """Per-member mean NLL of a ReLU ``MixtureDensityNetwork``, its gradients written by hand.
+
+    The trunk and the head's linear layer run forward without autograd; autograd only
+    differentiates the loss with respect to the head's outputs, and the layers are then
+    back-propagated with one matrix product per weight and input gradient and one sum per
+    bias gradient, written straight into the parameters' ``.grad`` (``out=``: nothing to
+    zero or accumulate). On a CPU, where a step of the reference network is mostly
+    per-operation overhead, this and the tensors looked up once here save ~10% of a step.
+    Equal to autograd's gradients (tested).
+    """
+
+    def __init__(self, network: MixtureDensityNetwork) -> None:
+        layers = [m for m in network.trunk if not isinstance(m, nn.ReLU)] + [network.head.linear]
+        self.head = network.head
+        batched = network.n_models is not None
+        # Views stay valid: the optimiser and load_state_dict update parameters in place.
+        self.layers = [(layer.bias.unsqueeze(1) if batched else layer.bias, layer.weight.mT,
+                        layer.weight, layer.weight.grad, layer.bias.grad) for layer in layers]
+        self.affine = torch.baddbmm if batched else torch.addmm
+        self.matmul = torch.bmm if batched else torch.mm
+        self.row_axis = 1 if batched else 0
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        with torch.no_grad():
+            inputs, h = [], x  # the input of each layer
+            for bias, weight_t, *_ in self.layers:
+                inputs.append(h)
+                h = self.affine(bias, h, weight_t)
+                if len(inputs) < len(self.layers):
+                    h.relu_()
+        outputs = h.requires_grad_()
+        member_loss = self.head.output_nll(outputs, y).mean(-1)  # [E] or []
+        (grad,) = torch.autograd.grad(member_loss.sum(), outputs)
+        with torch.no_grad():
+            for i in range(len(self.layers) - 1, -1, -1):
+                _, _, weight, weight_grad, bias_grad = self.layers[i]
+                self.matmul(grad.mT, inputs[i], out=weight_grad)
+                torch.sum(grad, self.row_axis, out=bias_grad)
+                if i:
+                    grad = torch.ops.aten.threshold_backward(self.matmul(grad, weight),
+                                                             inputs[i], 0)
+        return member_loss.detach()
+
+
+def _hand_backprop_applies(network: nn.Module) -> bool:
+    return (isinstance(network, MixtureDensityNetwork) and network.config["activation"] == "relu"
+            and all(p.requires_grad for p in network.parameters()))
+
+
 class _FlatGradients:
     """Every gradient as a view of one buffer, zeroed in one operation.
 
@@ -291,6 +341,9 @@ def train(
                   else list(generator))
     if len(generators) != n_models:
         raise ValueError(f"{n_models} members need {n_models} generators, got {len(generators)}")
+    # Inside DistributedDataParallel gradients must flow through autograd (its hooks
+    # average them), and a custom loss_fn is differentiated as given.
+    by_hand = loss_fn is None and network is module and _hand_backprop_applies(module)
     loss_fn = loss_fn or (lambda xb, yb: _member_nll(network, xb, yb))
     n = member_rows.shape[1]
     batch_size = min(batch_size, n)
@@ -301,6 +354,7 @@ def train(
     history = History()
     optimizer = _Adam(module, lr, l2)
     gradients = _FlatGradients(list(module.parameters()), n_models)
+    by_hand = _ReluBackprop(module) if by_hand else None  # after the gradients exist
     good_state = copy.deepcopy(module.state_dict())
     best_state, best_val = None, torch.full((n_models,), math.inf)
     best_step = torch.zeros(n_models, dtype=torch.long)
@@ -320,9 +374,12 @@ def train(
         xb, yb = x.index_select(0, rows), y.index_select(0, rows)
         if ensemble:
             xb, yb = xb.unflatten(0, index.shape), yb.unflatten(0, index.shape)
-        loss = loss_fn(xb, yb).sum()  # the members' mean NLLs, summed: members stay apart
-        gradients.zero_()
-        loss.backward()
+        if by_hand:  # every gradient is overwritten: no zeroing needed
+            loss = by_hand(xb, yb).sum()
+        else:
+            loss = loss_fn(xb, yb).sum()  # the members' mean NLLs, summed: members stay apart
+            gradients.zero_()
+            loss.backward()
         norms = gradients.norms()
         # One check for both: a sum with a non-finite term is non-finite (norms are >= 0).
         finite = not check_each_step or _all_processes_agree(
