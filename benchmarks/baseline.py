@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from data import N_INPUTS, make_data
 from torch import nn
 from torch.distributions import (
     Categorical,
@@ -33,9 +34,8 @@ from torch.distributions import (
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["BaselineMDN", "make_data", "time_baseline", "train_baseline"]
+__all__ = ["BaselineMDN", "time_baseline", "train_baseline"]
 
-N_INPUTS = 7
 HIDDEN = (100,) * 5
 N_MIX = 5
 BATCH = 128
@@ -45,37 +45,6 @@ LR = 1e-3
 WEIGHT_DECAY = 2e-3
 EPS = 1e-3  # added to every standard deviation / Cholesky diagonal so none reaches zero
 WARMUP = 20
-
-
-def make_data(n: int = 10_000, d: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic multimodal regression data shared by every contender of the speed benchmark.
-
-    ``benchmarks/peers.py`` holds a copy of this function (it runs in another environment
-    and its Keras runs must not import torch): keep the two identical.
-
-    Parameters
-    ----------
-    n : int
-        Number of rows.
-    d : int
-        Number of target columns D.
-    seed : int
-        Seed of the NumPy generator.
-
-    Returns
-    -------
-    x : ndarray of shape (n, 7), float32
-        Standard normal inputs.
-    y : ndarray of shape (n, d), float32
-        Each row follows one of three branches, chosen at random, of a smooth function of
-        ``x``, so that one ``x`` has three modes of ``y``; plus a little noise.
-    """
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, N_INPUTS))
-    w = rng.standard_normal((N_INPUTS, d)) / math.sqrt(N_INPUTS)
-    branch = rng.integers(0, 3, size=(n, 1))
-    y = np.sin(2.0 * (x @ w)) + 1.5 * (branch - 1) + 0.1 * rng.standard_normal((n, d))
-    return x.astype(np.float32), y.astype(np.float32)
 
 
 class BaselineMDN(nn.Module):

@@ -32,14 +32,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # keras-mdn-layer is teste
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Callable
 from importlib.metadata import version as dist_version
 
 import numpy as np
+from data import N_INPUTS, make_data
 
-N_INPUTS = 7
 HIDDEN = (100,) * 5
 N_MIX = 5
 BATCH = 128
@@ -51,28 +50,11 @@ N_ROWS = 10_000
 PEERS = ("scikit-mdn", "mixture-density-nets", "keras-mdn-layer")
 
 
-def make_data(n: int = N_ROWS, d: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic multimodal data; a copy of ``benchmarks/baseline.py``'s ``make_data``.
-
-    Copied rather than imported because baseline.py imports torch, which the Keras runs
-    must not load. Keep the two identical.
-
-    Parameters
-    ----------
-    n, d, seed : int
-        Rows, target columns and NumPy seed.
-
-    Returns
-    -------
-    x : ndarray of shape (n, 7), float32
-    y : ndarray of shape (n, d), float32
-    """
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, N_INPUTS))
-    w = rng.standard_normal((N_INPUTS, d)) / math.sqrt(N_INPUTS)
-    branch = rng.integers(0, 3, size=(n, 1))
-    y = np.sin(2.0 * (x @ w)) + 1.5 * (branch - 1) + 0.1 * rng.standard_normal((n, d))
-    return x.astype(np.float32), y.astype(np.float32)
+def _caveats(d: int, covariance: str) -> str:
+    """What the peer's diagonal model stands in for at this configuration."""
+    if covariance == "full":
+        return _D1_FULL
+    return _PER_COLUMN if d > 1 else ""
 
 
 def _time_loop(step: Callable[[], int], steps: int) -> dict:
@@ -156,11 +138,7 @@ def run_scikit_mdn(d: int, covariance: str, steps: int) -> dict:
             "(skmdn.MixtureDensityNetwork), not 5 x 100 ReLU, so each step does about a "
             "quarter of the reference network's work; minibatches via partial_fit(n_epochs=1) "
             "(fit itself is full-batch). Adam lr 1e-3, weight_decay 2e-3.")
-    if covariance == "full":
-        note = _D1_FULL + note
-    elif d > 1:
-        note = _PER_COLUMN + note
-    return base | _time_loop(step, steps) | {"note": note}
+    return base | _time_loop(step, steps) | {"note": _caveats(d, covariance) + note}
 
 
 def run_mixture_density_nets(d: int, covariance: str, steps: int) -> dict:
@@ -214,11 +192,7 @@ def run_mixture_density_nets(d: int, covariance: str, steps: int) -> dict:
 
     note = ("reference configuration; trunk, plain Adam (lr 1e-3, weight_decay 2e-3) and "
             "DataLoader(shuffle=True) as in the baseline; the peer supplies the head and NLL.")
-    if covariance == "full":
-        note = _D1_FULL + note
-    elif d > 1:
-        note = _PER_COLUMN + note
-    return base | _time_loop(step, steps) | {"note": note}
+    return base | _time_loop(step, steps) | {"note": _caveats(d, covariance) + note}
 
 
 def run_keras_mdn_layer(d: int, covariance: str, steps: int) -> dict:
