@@ -21,7 +21,7 @@ from mdn.io import ModelFileError, read_model_file, write_model_file
 from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
 from mdn.nn import ACTIVATIONS, MixtureDensityNetwork
 from mdn.preprocessing import SCALERS, fit_scaling
-from mdn.training import train
+from mdn.training import in_process_group, train
 from mdn.transforms import AffineTransform, LogGaussianMixture
 
 __all__ = ["MDN", "load"]
@@ -234,7 +234,7 @@ class MDN(RegressorMixin, BaseEstimator):
         member_rows = self._member_rows(len(train_rows), generators)
         network = self._initial_network(seed).to(device)
         batch, trained = self.batch, network
-        if _distributed():
+        if in_process_group():
             batch, generators, trained = _distribute(network, self.batch, generators, seed)
         history = train(
             trained,
@@ -642,12 +642,8 @@ def _resolve_device(spec) -> torch.device:
     return device
 
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 def _rank() -> int:
-    return torch.distributed.get_rank() if _distributed() else 0
+    return torch.distributed.get_rank() if in_process_group() else 0
 
 
 def _distribute(network: MixtureDensityNetwork, batch: int, generators: list[torch.Generator],

@@ -133,7 +133,8 @@ class _ReluBackprop:
     back-propagated with one matrix product per weight and input gradient and one sum per
     bias gradient, written straight into the parameters' ``.grad`` (``out=``: nothing to
     zero or accumulate). On a CPU, where a step of the reference network is mostly
-    per-operation overhead, this and the tensors looked up once here save ~10% of a step.
+    per-operation overhead, this and the tensors looked up once here save 15% of a step
+    (1.26 -> 1.07 ms for the reference network).
     Equal to autograd's gradients (tested).
     """
 
@@ -215,9 +216,14 @@ class _FlatGradients:
                 block.mul_(scale.unsqueeze(1))
 
 
+def in_process_group() -> bool:
+    """Whether this process is part of an initialised ``torch.distributed`` process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _all_processes_agree(flag: bool, device: torch.device) -> bool:
     """``flag`` and-ed over the processes of a distributed run (itself otherwise)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not in_process_group():
         return flag
     value = torch.tensor([float(flag)], device=device)
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
@@ -227,7 +233,7 @@ def _all_processes_agree(flag: bool, device: torch.device) -> bool:
 def _process_mean(values: Tensor) -> Tensor:
     """``values`` averaged over the processes of a distributed run, so that all of them take
     the same early-stopping decisions even where their arithmetic differs in the last bit."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not in_process_group():
         return values
     values = values.clone()
     torch.distributed.all_reduce(values)
