@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from mdn import metrics
 from mdn.io import ModelFileError, read_model_file, write_model_file
 from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
 from mdn.nn import ACTIVATIONS, MixtureDensityNetwork
@@ -509,6 +510,11 @@ class MDN(RegressorMixin, BaseEstimator):
         for rows, dist in self._distributions(X):
             out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
         return out
+
+    def evaluate(self, X, y, points: Sequence[str] = ("mean", "top")) -> dict[str, float]:
+        """Held-out scores: NLL, CRPS, calibration error, 50/80/90/95 % interval coverage
+        and RMSE/MAE of the ``points`` estimates (see ``mdn.metrics.report``)."""
+        return metrics.evaluate(self, X, self._check_targets(X, y), points)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean log-likelihood of ``y`` given ``X`` (higher is better)."""

@@ -1,0 +1,227 @@
+"""Scores of predicted distributions against observed targets.
+
+Every function takes a predicted distribution (a ``GaussianMixture`` or
+``LogGaussianMixture`` with batch shape (N,), as ``MDN.predict_dist`` returns) or point
+estimates, and observed targets ``y`` of shape (N,) or (N, D). Lower is better for NLL,
+CRPS, calibration error, RMSE, MAE, MdSA and |SSPB|; a calibrated model's central intervals
+cover their nominal share of the targets. ``report`` gathers them; ``MDN.evaluate`` calls it.
+
+Examples
+--------
+>>> import torch
+>>> from mdn import GaussianMixture
+>>> from mdn import metrics
+>>> dist = GaussianMixture.from_params(torch.ones(3, 1), torch.zeros(3, 1, 1),
+...                                    torch.ones(3, 1, 1, 1))
+>>> round(metrics.nll(dist, [0.0, 1.0, -1.0]), 4)
+1.2523
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mdn.mixture import GaussianMixture
+from mdn.transforms import LogGaussianMixture
+
+__all__ = ["calibration_error", "coverage", "crps", "energy_score", "evaluate", "mae", "mdsa",
+           "nll", "pit", "report", "rmse", "sspb"]
+
+Distribution = GaussianMixture | LogGaussianMixture
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+_ROWS_PER_BLOCK = 4096  # bounds the (rows, K, K) temporaries of the exact CRPS
+
+
+def _targets(dist: Distribution, y) -> torch.Tensor:
+    """``y`` as a float64 tensor of shape (N, D) on ``dist``'s device."""
+    values = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    if values.dim() == 1 and dist.n_dims == 1:
+        values = values.unsqueeze(-1)
+    if values.shape != (len(dist), dist.n_dims):
+        raise ValueError(f"y must have shape ({len(dist)}, {dist.n_dims}) to match the "
+                         f"{len(dist)} predicted distributions, got {tuple(values.shape)}")
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError("y contains NaN or infinite values; drop those rows first")
+    return values.to(dist.device)
+
+
+def nll(dist: Distribution, y) -> float:
+    """Mean negative log-likelihood of ``y`` (nats per row, in the units of ``y``)."""
+    return float(-dist.log_prob(_targets(dist, y)).mean())
+
+
+def crps(dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
+         ) -> np.ndarray:
+    """Continuous ranked probability score of each row, shape (N,).
+
+    Exact for one-dimensional Gaussian mixtures (Grimit et al. 2006):
+    ``sum_k w_k A(y - mu_k, s_k^2) - 1/2 sum_kl w_k w_l A(mu_k - mu_l, s_k^2 + s_l^2)`` with
+    ``A(m, v) = 2 sqrt(v) phi(m / sqrt(v)) + m (2 Phi(m / sqrt(v)) - 1)``. For other
+    distributions (several dimensions, log targets) it is the energy score, the CRPS's
+    multivariate generalisation, estimated from ``n_samples`` draws.
+    """
+    targets = _targets(dist, y)
+    if not (isinstance(dist, GaussianMixture) and dist.n_dims == 1):
+        return energy_score(dist, targets, n_samples=n_samples, random_state=random_state)
+    scores = []
+    for start in range(0, len(dist), _ROWS_PER_BLOCK):
+        block = dist[start : start + _ROWS_PER_BLOCK]
+        w, mu = block.weights, block.means[..., 0]  # [N, K]
+        var = block.component_covariance_matrices()[..., 0, 0]  # [N, K]
+        to_target = _expected_abs(targets[start : start + _ROWS_PER_BLOCK] - mu, var)
+        between = _expected_abs(mu.unsqueeze(-1) - mu.unsqueeze(-2),
+                                var.unsqueeze(-1) + var.unsqueeze(-2))  # [N, K, K]
+        pairs = (w.unsqueeze(-1) * w.unsqueeze(-2) * between).sum((-2, -1))
+        scores.append((w * to_target).sum(-1) - 0.5 * pairs)
+    return torch.cat(scores).cpu().numpy()
+
+
+def _expected_abs(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """E|X| for X ~ N(mean, var)."""
+    std = var.sqrt()
+    u = mean / std
+    return 2 * std * torch.exp(-0.5 * u.square()) / math.sqrt(2 * math.pi) \
+        + mean * (2 * torch.special.ndtr(u) - 1)
+
+
+def energy_score(dist: Distribution, y, *, n_samples: int = 1000,
+                 random_state: int | None = 0) -> np.ndarray:
+    """Energy score ``E||X - y|| - 1/2 E||X - X'||`` of each row from ``n_samples`` draws.
+
+    For one dimension it equals the CRPS. The second term uses the draws paired with a
+    shifted copy of themselves, an unbiased estimate.
+    """
+    if not (isinstance(n_samples, int) and n_samples >= 2):
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    targets = _targets(dist, y)
+    generator = torch.Generator().manual_seed(0 if random_state is None else random_state)
+    scores = []
+    for start in range(0, len(dist), _ROWS_PER_BLOCK):
+        block = dist[start : start + _ROWS_PER_BLOCK].to("cpu")
+        draws = block.sample(n_samples, generator)  # [S, N, D]
+        to_target = (draws - targets[start : start + _ROWS_PER_BLOCK].cpu()).norm(dim=-1)
+        between = (draws - draws.roll(1, dims=0)).norm(dim=-1)
+        scores.append(to_target.mean(0) - 0.5 * between.mean(0))
+    return torch.cat(scores).numpy()
+
+
+def pit(dist: Distribution, y) -> np.ndarray:
+    """Probability integral transform: each target's marginal CDF at ``y``, shape (N, D).
+
+    For a calibrated model these values are uniform on [0, 1].
+    """
+    return dist.cdf(_targets(dist, y)).cpu().numpy()
+
+
+def calibration_error(pit_values, levels: int = 99) -> float:
+    """Mean |share of PIT values <= u  -  u| over ``levels`` evenly spaced u in (0, 1).
+
+    0 for perfectly uniform PIT values; a model whose intervals are too narrow or too wide
+    scores higher. All dimensions' values are pooled.
+    """
+    values = np.asarray(pit_values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("no PIT values")
+    grid = np.arange(1, levels + 1) / (levels + 1)
+    share = np.searchsorted(np.sort(values), grid, side="right") / values.size
+    return float(np.mean(np.abs(share - grid)))
+
+
+def coverage(dist: Distribution, y, levels: Sequence[float] = LEVELS) -> dict[float, float]:
+    """Share of targets inside the central interval of each nominal ``level``.
+
+    Intervals are per dimension (of each marginal); all dimensions are pooled.
+    """
+    targets = _targets(dist, y)
+    out = {}
+    for level in levels:
+        lower, upper = dist.interval(level)
+        out[level] = float(((lower <= targets) & (targets <= upper)).double().mean())
+    return out
+
+
+def _points(point, y) -> tuple[np.ndarray, np.ndarray]:
+    point, y = np.asarray(point, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if point.shape != y.shape:
+        raise ValueError(f"point estimates {point.shape} and y {y.shape} differ in shape")
+    return point, y
+
+
+def rmse(point, y) -> float:
+    """Root mean squared error of point estimates (all dimensions pooled)."""
+    point, y = _points(point, y)
+    return float(np.sqrt(np.mean((point - y) ** 2)))
+
+
+def mae(point, y) -> float:
+    """Mean absolute error of point estimates (all dimensions pooled)."""
+    point, y = _points(point, y)
+    return float(np.mean(np.abs(point - y)))
+
+
+def _log_ratios(point, y) -> np.ndarray:
+    point, y = _points(point, y)
+    if np.any(point <= 0) or np.any(y <= 0):
+        raise ValueError("MdSA and SSPB need positive estimates and targets (they compare "
+                         "log ratios, as for chlorophyll-a)")
+    return np.log(point / y)
+
+
+def mdsa(point, y) -> float:
+    """Median symmetric accuracy, %: ``100 (exp(median |log(point / y)|) - 1)`` (Morley 2018)."""
+    return float(100 * (np.exp(np.median(np.abs(_log_ratios(point, y)))) - 1))
+
+
+def sspb(point, y) -> float:
+    """Symmetric signed percentage bias, %: ``100 sign(m) (exp(|m|) - 1)``, m the median
+    log ratio of estimates to targets (Morley 2018)."""
+    m = float(np.median(_log_ratios(point, y)))
+    return float(100 * np.sign(m) * (np.exp(abs(m)) - 1))
+
+
+def report(dist: Distribution, y, points: dict[str, np.ndarray] | None = None,
+           levels: Sequence[float] = LEVELS) -> dict[str, float]:
+    """NLL, CRPS, calibration error, interval coverage and errors of point estimates.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        The predicted distributions, batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+    points : dict of str to array, optional
+        Point estimates by name (such as ``{"mean": ..., "top": ...}``), each the shape of
+        ``y``: their RMSE and MAE are reported as ``rmse_<name>`` and ``mae_<name>``.
+    levels : sequence of float
+        Nominal coverages of the central intervals to check.
+    """
+    out = {"n": float(len(dist)), "nll": nll(dist, y), "crps": float(np.mean(crps(dist, y))),
+           "calibration_error": calibration_error(pit(dist, y))}
+    for level, share in coverage(dist, y, levels).items():
+        out[f"coverage_{round(100 * level):d}"] = share
+    for name, point in (points or {}).items():
+        out[f"rmse_{name}"] = rmse(point, y)
+        out[f"mae_{name}"] = mae(point, y)
+    return out
+
+
+def evaluate(model, X, y, points: Sequence[str] = ("mean", "top"),
+             levels: Sequence[float] = LEVELS) -> dict[str, float]:
+    """``report`` for a fitted model's predictions of ``X`` (anything with ``predict_dist``
+    and ``predict(X, point=...)``, such as ``MDN``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``nll``, ``crps``, ``calibration_error``, ``coverage_<level>`` and
+        ``rmse_<point>`` / ``mae_<point>`` for each of ``points``; ``pandas.Series(result)``
+        makes it a table.
+    """
+    dist = model.predict_dist(X)
+    targets = _targets(dist, y).cpu().numpy()
+    estimates = {p: np.asarray(model.predict(X, point=p), dtype=np.float64).reshape(targets.shape)
+                 for p in points}
+    return report(dist, targets, estimates, levels)
