@@ -15,7 +15,12 @@ import sklearn
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from mdn import metrics
 from mdn.io import ModelFileError, read_model_file, write_model_file
@@ -205,19 +210,25 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         self._check_params()
         target_names = _column_names(y)
-        X, y = validate_data(self, _to_numpy(X), _to_numpy(y), multi_output=True, y_numeric=True,
-                             dtype=np.float64)
+        if y is None:
+            raise ValueError("MDN requires y to be passed, but the target y is None")
+        X = validate_data(self, _to_numpy(X), dtype=np.float64)
+        # NaN targets are missing values: training marginalises them out.
+        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
+                        ensure_all_finite="allow-nan")
+        check_consistent_length(X, y)
         if y.ndim == 2 and y.shape[1] == 0:
             raise ValueError("y has no target columns; pass at least one")
         self.output_1d_ = y.ndim == 1
         y = y.reshape(len(y), -1)
+        X, y = _drop_unobserved_rows(X, y)
         self.n_outputs_ = y.shape[1]
         self.target_names_ = target_names
         if self.target_transform == "log":
             if np.any(y <= 0):
                 raise ValueError(
                     f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
-                    f"values are <= 0 (smallest {y.min():g}); drop or offset them, or use "
+                    f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
                     "target_transform=None"
                 )
             y = np.log(y)
@@ -550,7 +561,8 @@ class MDN(RegressorMixin, BaseEstimator):
 
     def _check_targets(self, X, y) -> np.ndarray:
         check_is_fitted(self, "network_")
-        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y")
+        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
+                        ensure_all_finite="allow-nan")  # NaN: marginalised in log_prob
         if y.ndim == 1 and self.n_outputs_ == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != self.n_outputs_:
@@ -646,6 +658,19 @@ def _resolve_device(spec) -> torch.device:
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
                          ) from None
     return device
+
+
+def _drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop, with a warning, the rows whose targets are all missing (NaN)."""
+    unobserved = np.isnan(y).all(axis=1)
+    never = np.flatnonzero(np.isnan(y).all(axis=0))
+    if len(never):
+        raise ValueError(f"target column(s) {never.tolist()} have no observed value (all NaN); "
+                         "drop them")
+    if unobserved.any():
+        warnings.warn(f"{int(unobserved.sum())} of {len(y)} rows have every target missing "
+                      "(NaN) and were dropped", UserWarning, stacklevel=3)
+    return X[~unobserved], y[~unobserved]
 
 
 def _rank() -> int:

@@ -303,8 +303,15 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ densities
     def component_log_prob(self, y: Tensor) -> Tensor:
-        """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component, shape (..., *B, K)."""
+        """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component, shape (..., *B, K).
+
+        NaN coordinates of ``y`` count as missing: a point's density is then that of the
+        marginal over its observed coordinates (1 if none is observed).
+        """
         y = self._as_points(y)
+        observed = ~torch.isnan(y)
+        if not bool(observed.all()):
+            return self._observed_component_log_prob(y, observed)
         diff = y.unsqueeze(-2) - self.means  # [..., *B, K, D]
         if self.covariance_type == "full":
             u = self.precision_cholesky
@@ -319,8 +326,37 @@ class GaussianMixture:
         maha = z.square().sum(-1)  # [..., *B, K]
         return self.log_weights + half_log_det - 0.5 * (maha + self.n_dims * _LOG_2PI)
 
+    def _observed_component_log_prob(self, y: Tensor, observed: Tensor) -> Tensor:
+        """``component_log_prob`` of the marginals over the observed coordinates.
+
+        Missing coordinates get zero residuals; for full covariances, their rows and columns
+        of the covariance are replaced by those of the identity, so that the D-dimensional
+        Gaussian factorises into the marginal of the observed coordinates times a standard
+        normal density at 0 for each missing one, which the constant then removes.
+        """
+        seen = observed.unsqueeze(-2)  # [..., *B, 1, D]
+        diff = torch.where(seen, torch.where(observed, y, 0.0).unsqueeze(-2) - self.means, 0.0)
+        n_seen = observed.sum(-1, keepdim=True).to(self.dtype)  # [..., *B, 1]
+        if self.covariance_type == "full":
+            eye = torch.eye(self.n_dims, dtype=self.dtype, device=self.device)
+            both = seen.unsqueeze(-1) & seen.unsqueeze(-2)  # [..., *B, 1, D, D]
+            cov = torch.where(both, self.component_covariance_matrices(), eye)
+            chol = torch.linalg.cholesky(cov)  # [..., *B, K, D, D]
+            z = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False)[..., 0]
+            half_log_det = -chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        elif self.covariance_type == "diag":
+            z = diff * self.precision_cholesky
+            half_log_det = (self.precision_cholesky.log() * seen).sum(-1)
+        else:
+            z = diff * self.precision_cholesky.unsqueeze(-1)
+            half_log_det = n_seen * self.precision_cholesky.log()
+        maha = z.square().sum(-1)  # [..., *B, K]
+        return self.log_weights + half_log_det - 0.5 * (maha + n_seen * _LOG_2PI)
+
     def log_prob(self, y: Tensor) -> Tensor:
         """Log-density at ``y`` of shape (..., *B, D) (broadcast against the batch).
+
+        NaN coordinates count as missing (the density of the observed ones' marginal).
 
         Returns
         -------

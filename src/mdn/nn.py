@@ -188,7 +188,13 @@ class MixtureDensityHead(nn.Module):
         return self.output_nll(self.linear(features), y)
 
     def output_nll(self, outputs: Tensor, y: Tensor) -> Tensor:
-        """``nll`` from the outputs of ``self.linear``."""
+        """``nll`` from the outputs of ``self.linear``.
+
+        NaN targets count as missing and are marginalised out (through the general mixture
+        path: the fused functions assume complete rows).
+        """
+        if bool(torch.isnan(y).any()):
+            return -self.mixture(outputs).log_prob(y)
         k = self.n_mix
         logits, means, raw = outputs.split([k, k * self.n_targets, k * self.n_scale], dim=-1)
         means, raw = means.unflatten(-1, (k, self.n_targets)), raw.unflatten(-1, (k, self.n_scale))

@@ -71,7 +71,7 @@ def fit_scaling(spec, data: np.ndarray, name: str) -> AffineScaling:
     if scaler is None:
         return AffineScaling(np.zeros(n_cols), np.ones(n_cols))
     scaler.fit(data)
-    lo, hi = data.min(axis=0), data.max(axis=0)
+    lo, hi = np.nanmin(data, axis=0), np.nanmax(data, axis=0)  # targets may have gaps
     span = np.where(hi > lo, hi - lo, 1.0)
     base = np.vstack([lo, lo + span])
     rng = np.random.default_rng(0)
