@@ -14,7 +14,7 @@ import mdn
 from mdn.datasets import make_inverted_sine
 from mdn.distributed import main, read_table
 
-PARAMS = '{"n_iter": 800, "hidden": [32, 32], "random_state": 0, "verbose": 0}'
+PARAMS = '{"n_iter": 800, "hidden": [32, 32], "n_models": 1, "random_state": 0, "verbose": 0}'
 
 
 @pytest.fixture(scope="module")

@@ -347,7 +347,7 @@ def test_ensemble_members_equal_single_models_with_consecutive_seeds(data, ensem
     points = ensemble3.predict_members(X)
     assert len(members) == 3 and points.shape == (3, len(X))
     for e, member in enumerate(members):
-        single = MDN(random_state=7 + e, **SMALL).fit(X, y)
+        single = MDN(random_state=7 + e, n_models=1, **SMALL).fit(X, y)
         assert single.network_.n_models is None and member.network_.n_models is None
         assert_same_weights(member.network_, single.network_, rtol=TRAINED_RTOL,
                             atol=TRAINED_ATOL)
@@ -403,7 +403,7 @@ def test_bagging_gives_each_member_its_own_subsample(data, monkeypatch):
 
 def test_single_model_has_itself_as_its_only_member(data):
     X, y = data
-    model = MDN(random_state=0, **dict(SMALL, n_iter=20)).fit(X, y)
+    model = MDN(random_state=0, n_models=1, **dict(SMALL, n_iter=20)).fit(X, y)
     assert model.members_ == [model] and model.members_[0] is model
     assert model.predict_members(X).shape == (1, len(X))
     np.testing.assert_array_equal(model.predict_members(X)[0], model.predict(X))

@@ -13,10 +13,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from mdn import MDN, GaussianMixture, LogGaussianMixture
+from mdn import MDN, REFERENCE, GaussianMixture, LogGaussianMixture
 from mdn.datasets import inverted_sine_on_branch, make_inverted_sine
 
-SMALL = dict(hidden=(32, 32), n_iter=300, verbose=0, random_state=0)
+SMALL = dict(hidden=(32, 32), n_iter=300, n_models=1, verbose=0, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def sine_data():
 @pytest.fixture(scope="module")
 def sine_model(sine_data):
     X, y, _, _ = sine_data
-    return MDN(n_iter=1500, random_state=0, verbose=0).fit(X, y)
+    return MDN(n_iter=1500, n_models=1, random_state=0, verbose=0).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def small_model():
 # ---------------------------------------------------------------------- quality
 def test_inverted_sine_beats_single_gaussian_and_top_lands_on_a_branch(sine_data, sine_model):
     X, y, X_test, y_test = sine_data
-    single = MDN(n_mix=1, n_iter=1500, random_state=0, verbose=0).fit(X, y)
+    single = MDN(n_mix=1, n_iter=1500, n_models=1, random_state=0, verbose=0).fit(X, y)
     nll_mdn, nll_single = -sine_model.score(X_test, y_test), -single.score(X_test, y_test)
     assert nll_mdn < nll_single - 0.3, (nll_mdn, nll_single)
     on_branch = inverted_sine_on_branch(X_test, sine_model.predict(X_test, point="top"))
@@ -66,7 +66,8 @@ def test_full_covariance_recovers_target_correlation():
     X = rng.uniform(-1, 1, size=(n, 1))
     noise = rng.multivariate_normal([0, 0], [[0.04, rho * 0.04], [rho * 0.04, 0.04]], size=n)
     y = np.hstack([np.sin(2 * X), X**2]) + noise
-    model = MDN(n_mix=1, hidden=(32, 32), n_iter=1500, random_state=0, verbose=0).fit(X, y)
+    model = MDN(n_mix=1, hidden=(32, 32), n_iter=1500, n_models=1, random_state=0,
+                verbose=0).fit(X, y)
     cov = model.predict_dist(X[:200]).covariance().numpy()
     corr = cov[:, 0, 1] / np.sqrt(cov[:, 0, 0] * cov[:, 1, 1])
     assert abs(np.median(corr) - rho) < 0.1
@@ -279,3 +280,15 @@ def test_invalid_prediction_arguments(small_model):
         model.predict_interval(X, coverage=1.5)
     with pytest.raises(ValueError, match="n_samples"):
         model.sample(X, n_samples=0)
+
+
+def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedule():
+    assert MDN().n_models == 5
+    X, y = make_inverted_sine(400, random_state=3)
+    reference = MDN(**{**REFERENCE, "n_iter": 60, "hidden": (16,), "verbose": 0,
+                       "random_state": 0}).fit(X, y)
+    assert reference.network_.n_models == 10
+    assert reference.history_["val_nll"] == [] and reference.n_iter_ == 60  # no validation
+    assert (reference.combine, reference.bagging, reference.clip_grad) == ("median", 0.75, None)
+    members = reference.predict_members(X[:5])
+    np.testing.assert_allclose(reference.predict(X[:5]), np.median(members, axis=0))

@@ -4,7 +4,7 @@
 networks, and ``GaussianMixture`` the distribution both of them predict.
 """
 
-from mdn.estimator import MDN, load
+from mdn.estimator import MDN, REFERENCE, load
 from mdn.io import ModelFileError
 from mdn.mixture import GaussianMixture
 from mdn.nn import MixtureDensityHead, MixtureDensityNetwork
@@ -13,6 +13,7 @@ from mdn.transforms import AffineTransform, LogGaussianMixture
 
 __all__ = [
     "MDN",
+    "REFERENCE",
     "AffineTransform",
     "GaussianMixture",
     "LogGaussianMixture",
