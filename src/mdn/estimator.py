@@ -50,9 +50,11 @@ _RESTORABLE_SCALERS = {cls.__name__: cls for cls in SCALERS.values()}
 class MDN(RegressorMixin, BaseEstimator):
     """Mixture density network: a neural network whose output is a Gaussian mixture p(y|x).
 
-    The defaults of the architecture and optimiser follow the reference MDN used for
-    satellite chlorophyll-a retrieval (5 components, 5 x 100 ReLU layers, Adam at 1e-3,
-    L2 1e-3, 10,000 iterations of 128 rows).
+    The architecture and optimiser start from the reference MDN used for satellite
+    chlorophyll-a retrieval (5 components, 5 x 100 ReLU layers, Adam at 1e-3, 10,000
+    iterations of 128 rows); the ensemble size, L2 and training protections were chosen on
+    held-out training rows of the UCI benchmark. ``MDN(**mdn.REFERENCE)`` is the reference
+    model itself.
 
     Parameters
     ----------
@@ -66,8 +68,10 @@ class MDN(RegressorMixin, BaseEstimator):
         Covariance type of each component (matters for 2-D and wider targets).
     lr : float, default=1e-3
         Adam learning rate.
-    l2 : float, default=1e-3
-        L2 penalty ``l2 * sum(W**2)`` on the weight matrices.
+    l2 : float, default=1e-4
+        L2 penalty ``l2 * sum(W**2)`` on the weight matrices. With the 5-member ensemble,
+        1e-4 gave a better held-out NLL than the reference's 1e-3 on the UCI benchmark's
+        validation rows (benchmarks/README.md); ``REFERENCE`` keeps 1e-3.
     n_iter : int, default=10_000
         Training iterations (minibatch steps).
     batch : int, default=128
@@ -153,7 +157,7 @@ class MDN(RegressorMixin, BaseEstimator):
         activation: str = "relu",
         covariance: str = "full",
         lr: float = 1e-3,
-        l2: float = 1e-3,
+        l2: float = 1e-4,
         n_iter: int = 10_000,
         batch: int = 128,
         epsilon: float = 1e-3,
