@@ -34,6 +34,8 @@ CANDIDATES = {
     "ensemble of 10": {"n_models": 10, "combine": "mixture"},
     "ensemble of 5 + l2=1e-4": {"n_models": 5, "combine": "mixture", "l2": 1e-4},
     "ensemble of 5 + patience=5000": {"n_models": 5, "combine": "mixture", "patience": 5000},
+    "ensemble of 5 + l2=1e-4 + epsilon=1e-5": {"n_models": 5, "combine": "mixture", "l2": 1e-4,
+                                               "epsilon": 1e-5},
 }
 
 

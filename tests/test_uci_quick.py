@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not uci.DEFAULT_DATA.is_dir(),
 
 
 def test_quick_mode_trains_scores_and_prints_the_table(capsys):
-    results = uci.main(["--quick"])
+    results = uci.main(["--quick", "--jobs", "2"])
     table = capsys.readouterr().out
     assert "| NLL | boston | concrete | energy | yacht |" in table
     assert "| MC dropout (Gal 2016) | 2.46 | 3.04 | 1.99 | 1.55 |" in table
