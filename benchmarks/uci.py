@@ -75,13 +75,11 @@ def run_split(data: Path, name: str, split: int, params: dict) -> dict:
     start = time.perf_counter()
     model = MDN(**{"random_state": split, "verbose": 0, **params}).fit(X_train, y_train)
     seconds = time.perf_counter() - start
-    lower, upper = model.predict_interval(X_test, coverage=0.9)
+    scores = model.evaluate(X_test, y_test)  # mdn.metrics: NLL, CRPS, coverage, RMSE
     return {
-        "dataset": name, "split": split,
-        "nll": -model.score(X_test, y_test),
-        "rmse_mean": float(np.sqrt(np.mean((model.predict(X_test, point="mean") - y_test) ** 2))),
-        "rmse_top": float(np.sqrt(np.mean((model.predict(X_test, point="top") - y_test) ** 2))),
-        "coverage_90": float(np.mean((lower <= y_test) & (y_test <= upper))),
+        "dataset": name, "split": split, "nll": scores["nll"], "crps": scores["crps"],
+        "rmse_mean": scores["rmse_mean"], "rmse_top": scores["rmse_top"],
+        "coverage_90": scores["coverage_90"],
         "seconds": seconds, "n_iter": model.n_iter_,
     }
 

@@ -310,7 +310,7 @@ class MDN(RegressorMixin, BaseEstimator):
         for e in range(self.n_models):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed + e)
-                members.append(self._build_network(n_models=None))
+                members.append(self._build_network(single=True))
         return members[0] if self.n_models == 1 else MixtureDensityNetwork.stack(members)
 
     def _split(self, n: int, generator: torch.Generator):
@@ -327,10 +327,10 @@ class MDN(RegressorMixin, BaseEstimator):
         order = torch.randperm(n, generator=generator)
         return order[n_val:], order[:n_val]
 
-    def _build_network(self, n_models: int | str | None = "ensemble") -> MixtureDensityNetwork:
-        """The network with fresh weights; a batched ensemble when ``n_models`` > 1."""
-        if n_models == "ensemble":
-            n_models = self.n_models if self.n_models > 1 else None
+    def _build_network(self, single: bool = False) -> MixtureDensityNetwork:
+        """The network with fresh weights: a batched ensemble when ``n_models`` > 1, unless
+        ``single`` asks for one member."""
+        n_models = None if single or self.n_models == 1 else self.n_models
         return MixtureDensityNetwork(
             self.n_features_in_, self.n_outputs_, n_mix=self.n_mix, hidden=tuple(self.hidden),
             activation=self.activation, covariance=self.covariance, epsilon=self.epsilon,
