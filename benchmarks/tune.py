@@ -20,23 +20,40 @@ from pathlib import Path
 import numpy as np
 from uci import DEFAULT_DATA, FOLDERS, load_split
 
-CANDIDATES = {
-    "defaults": {},
-    "n_mix=3": {"n_mix": 3},
-    "n_mix=10": {"n_mix": 10},
-    "l2=1e-4": {"l2": 1e-4},
-    "l2=1e-2": {"l2": 1e-2},
-    "validation_fraction=0.2": {"validation_fraction": 0.2},
-    "patience=1000": {"patience": 1000},
-    "patience=5000": {"patience": 5000},
-    "epsilon=1e-5": {"epsilon": 1e-5},
-    "ensemble of 5 (mixture)": {"n_models": 5, "combine": "mixture"},
-    "ensemble of 10": {"n_models": 10, "combine": "mixture"},
-    "ensemble of 5 + l2=1e-4": {"n_models": 5, "combine": "mixture", "l2": 1e-4},
-    "ensemble of 5 + patience=5000": {"n_models": 5, "combine": "mixture", "patience": 5000},
-    "ensemble of 5 + l2=1e-4 + epsilon=1e-5": {"n_models": 5, "combine": "mixture", "l2": 1e-4,
-                                               "epsilon": 1e-5},
+# Options added after round 1 are pinned to what round 1 ran with.
+ROUND_1_OPTIONS = {"lr_schedule": "constant", "recalibrate": False}
+# Round 1 started from one network with the reference's l2 and variance floor.
+SINGLE = {**ROUND_1_OPTIONS, "n_models": 1, "l2": 1e-3, "epsilon": 1e-3}
+ENSEMBLE = {**ROUND_1_OPTIONS, "n_models": 5, "combine": "mixture"}
+ROUND_1 = {
+    "defaults": SINGLE,
+    "n_mix=3": {**SINGLE, "n_mix": 3},
+    "n_mix=10": {**SINGLE, "n_mix": 10},
+    "l2=1e-4": {**SINGLE, "l2": 1e-4},
+    "l2=1e-2": {**SINGLE, "l2": 1e-2},
+    "validation_fraction=0.2": {**SINGLE, "validation_fraction": 0.2},
+    "patience=1000": {**SINGLE, "patience": 1000},
+    "patience=5000": {**SINGLE, "patience": 5000},
+    "epsilon=1e-5": {**SINGLE, "epsilon": 1e-5},
+    "ensemble of 5 (mixture)": {**SINGLE, **ENSEMBLE},
+    "ensemble of 10": {**SINGLE, **ENSEMBLE, "n_models": 10},
+    "ensemble of 5 + l2=1e-4": {**SINGLE, **ENSEMBLE, "l2": 1e-4},
+    "ensemble of 5 + patience=5000": {**SINGLE, **ENSEMBLE, "patience": 5000},
+    "ensemble of 5 + l2=1e-4 + epsilon=1e-5": {**ENSEMBLE, "l2": 1e-4, "epsilon": 1e-5},
 }
+# Round 2 starts from round 1's choice: 5 members, l2=1e-4, epsilon=1e-5.
+CHOSEN_1 = ROUND_1["ensemble of 5 + l2=1e-4 + epsilon=1e-5"]
+ROUND_2 = {
+    "round 1 choice": CHOSEN_1,
+    "recalibration": {**CHOSEN_1, "recalibrate": True},
+    "recalibration from 500 validation rows": {**CHOSEN_1, "recalibrate": "auto"},
+    "cosine schedule": {**CHOSEN_1, "lr_schedule": "cosine"},
+    "cosine schedule + recalibration": {**CHOSEN_1, "lr_schedule": "cosine", "recalibrate": True},
+    "plateau schedule": {**CHOSEN_1, "lr_schedule": "plateau"},
+    "plateau schedule + recalibration": {**CHOSEN_1, "lr_schedule": "plateau",
+                                         "recalibrate": True},
+}
+CANDIDATES = {**ROUND_1, **ROUND_2}
 
 
 def run(data: Path, name: str, split: int, label: str) -> dict:
@@ -51,21 +68,59 @@ def run(data: Path, name: str, split: int, label: str) -> dict:
     start = time.perf_counter()
     params = {"random_state": split, "verbose": 0, **CANDIDATES[label]}
     model = MDN(**params).fit(X[fit], y[fit])
-    return {"dataset": name, "split": split, "candidate": label,
-            "nll": -model.score(X[held], y[held]), "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    scores = model.evaluate(X[held], y[held])
+    return {"dataset": name, "split": split, "candidate": label, "nll": scores["nll"],
+            "coverage_90": scores["coverage_90"], "seconds": seconds}
+
+
+def tables(results: list[dict]) -> str:
+    """Markdown tables of mean held-out NLL (with mean ranks) and 90 % coverage."""
+    names = list(dict.fromkeys(r["dataset"] for r in results))
+    labels = list(dict.fromkeys(r["candidate"] for r in results))
+
+    def mean(key, c, n):
+        return np.mean([r[key] for r in results if r["candidate"] == c and r["dataset"] == n])
+
+    nll = {c: {n: mean("nll", c, n) for n in names} for c in labels}
+    ranks = {c: [] for c in labels}
+    for n in names:
+        for rank, c in enumerate(sorted(labels, key=lambda c: nll[c][n]), 1):
+            ranks[c].append(rank)
+    splits = len({r["split"] for r in results})
+    lines = [f"Held-out NLL on 20 % of the training rows (mean of {splits} splits; lower is "
+             "better)", "", "| candidate | " + " | ".join(names) + " | mean rank | mean s |",
+             "|---" * (len(names) + 3) + "|"]
+    for c in sorted(labels, key=lambda c: np.mean(ranks[c])):
+        seconds = np.mean([r["seconds"] for r in results if r["candidate"] == c])
+        lines.append(f"| {c} | " + " | ".join(f"{nll[c][n]:.3f}" for n in names)
+                     + f" | {np.mean(ranks[c]):.1f} | {seconds:.0f} |")
+    lines += ["", "| 90 % coverage of the held-out rows | " + " | ".join(names) + " |",
+              "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(f"{100 * mean('coverage_90', c, n):.1f} %"
+                                       for n in names) + " |" for c in labels]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--datasets", default=",".join(FOLDERS))
-    parser.add_argument("--candidates", default=",".join(CANDIDATES),
-                        help="comma-separated names from CANDIDATES")
+    parser.add_argument("--candidates", default=",".join(ROUND_2),
+                        help="comma-separated names from CANDIDATES (default: round 2)")
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="append results (JSON lines)")
+    parser.add_argument("--table", type=Path, default=None,
+                        help="only print the tables of results saved with --out")
     args = parser.parse_args(argv)
+    if args.table:
+        print(tables([json.loads(line) for line in args.table.read_text().splitlines()]))
+        return
     names, labels = args.datasets.split(","), args.candidates.split(",")
+    unknown = [c for c in labels if c not in CANDIDATES]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; choose from {list(CANDIDATES)}")
     work = [(args.data, n, s, c) for n in names for s in range(args.splits) for c in labels]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -74,21 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.out:  # as they come, so that an interrupted run keeps what it did
                 with open(args.out, "a") as f:
                     f.write(json.dumps(result) + "\n")
-    table = {c: {n: np.mean([r["nll"] for r in results if r["candidate"] == c
-                             and r["dataset"] == n]) for n in names} for c in labels}
-    ranks = {c: [] for c in labels}
-    for n in names:
-        order = sorted(labels, key=lambda c: table[c][n])
-        for rank, c in enumerate(order, 1):
-            ranks[c].append(rank)
-    print(f"Held-out NLL on 20 % of the training rows (mean of {args.splits} splits; lower is "
-          "better)\n")
-    print("| candidate | " + " | ".join(names) + " | mean rank | mean s |")
-    print("|---" * (len(names) + 3) + "|")
-    for c in sorted(labels, key=lambda c: np.mean(ranks[c])):
-        seconds = np.mean([r["seconds"] for r in results if r["candidate"] == c])
-        print(f"| {c} | " + " | ".join(f"{table[c][n]:.3f}" for n in names)
-              + f" | {np.mean(ranks[c]):.1f} | {seconds:.0f} |")
+    print(tables(results))
 
 
 if __name__ == "__main__":

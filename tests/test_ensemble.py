@@ -312,6 +312,51 @@ def test_member_out_of_patience_keeps_the_weights_it_would_have_alone(patience_r
     assert history.n_iter == max(h.n_iter for h in histories)
 
 
+@pytest.fixture(scope="module")
+def plateau_runs():
+    """A batched run with the "plateau" schedule and its members' plain runs, recording the
+    learning rates each run set."""
+    x, y = regression_data(300, seed=0)
+    x_val, y_val = regression_data(100, seed=1)
+    seeds = [10, 11, 12]
+    settings = dict(TRAIN, n_iter=300, x_val=x_val, y_val=y_val, lr_schedule="plateau",
+                    lr_patience=25)
+    rates = []
+    set_lr = mdn.training._Adam.set_lr
+
+    def record(self, lr):
+        rates.append(lr)
+        set_lr(self, lr)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mdn.training._Adam, "set_lr", record)
+        ensemble = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
+        train(ensemble, x, y, generator=generators(seeds), **settings)
+        ensemble_rates = rates[-1]
+        singles, single_rates = [], []
+        for seed in seeds:
+            singles.append(plain_net(seed))
+            train(singles[-1], x, y, generator=torch.Generator().manual_seed(seed), **settings)
+            single_rates.append(rates[-1][0])
+    return ensemble, ensemble_rates, singles, single_rates, (x, y, seeds, settings)
+
+
+def test_plateau_schedule_halves_each_members_rate_as_alone(plateau_runs):
+    ensemble, ensemble_rates, singles, single_rates, _ = plateau_runs
+    assert ensemble_rates == single_rates
+    assert len(set(single_rates)) > 1 and max(single_rates) < TRAIN["lr"]  # cut, unequally
+    for e, single in enumerate(singles):
+        assert_same_weights(ensemble.member(e), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
+
+
+def test_per_member_rates_without_the_fused_kernel(plateau_runs, monkeypatch):
+    ensemble, _, _, _, (x, y, seeds, settings) = plateau_runs
+    monkeypatch.setattr(mdn.training, "_fused_adam_available", lambda device, dtype: False)
+    fallback = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
+    train(fallback, x, y, generator=generators(seeds), **settings)
+    assert_same_weights(fallback, ensemble, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
+
+
 def test_batched_network_of_one_member_trains_as_the_plain_network():
     x, y = regression_data(300, seed=4)
     x_val, y_val = regression_data(100, seed=5)

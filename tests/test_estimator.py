@@ -14,6 +14,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from mdn import MDN, REFERENCE, GaussianMixture, LogGaussianMixture
+from mdn.calibration import recalibrate
 from mdn.datasets import inverted_sine_on_branch, make_inverted_sine
 
 SMALL = dict(hidden=(32, 32), n_iter=300, n_models=1, verbose=0, random_state=0)
@@ -109,7 +110,9 @@ def test_scaler_folds_exactly_into_user_units(small_model):
     z_x = torch.as_tensor((X - model.x_shift_) / model.x_scale_, dtype=torch.float32)
     z_y = torch.as_tensor((y[:, None] - model.y_shift_) / model.y_scale_)
     with torch.no_grad():
-        scaled = model.network_(z_x).to(torch.float64).log_prob(z_y).numpy()
+        mixture = recalibrate(model.network_(z_x).to(torch.float64), model.member_spread_,
+                              model.component_scale_, members=False)
+        scaled = mixture.log_prob(z_y).numpy()
     np.testing.assert_allclose(model.log_prob(X, y), scaled - np.log(model.y_scale_).sum(),
                                rtol=1e-6)
 
@@ -262,6 +265,7 @@ def test_predict_before_fit():
         ({"validation_fraction": 1.0}, "validation_fraction must be a number >= 0 and < 1"),
         ({"activation": "swish!"}, "activation must be one of"),
         ({"target_transform": "sqrt"}, "target_transform must be one of"),
+        ({"lr_schedule": "linear"}, "lr_schedule must be one of"),
         ({"device": "tpu!"}, "device must be"),
         ({"scaler_x": "zscore"}, "scaler_x must be one of"),
         ({"patience": 0}, "patience must be an integer >= 1 or None"),
@@ -290,5 +294,7 @@ def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedul
     assert reference.network_.n_models == 10
     assert reference.history_["val_nll"] == [] and reference.n_iter_ == 60  # no validation
     assert (reference.combine, reference.bagging, reference.clip_grad) == ("median", 0.75, None)
+    assert (reference.l2, reference.epsilon, reference.lr_schedule) == (1e-3, 1e-3, "constant")
+    assert (reference.member_spread_, reference.component_scale_) == (1.0, 1.0)
     members = reference.predict_members(X[:5])
     np.testing.assert_allclose(reference.predict(X[:5]), np.median(members, axis=0))

@@ -355,3 +355,54 @@ def test_adam_matches_torch_fused_adam_with_coupled_l2():
     assert ours.fallback is None  # the fused kernel ran, not the fallback
     for a, b in zip(network.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- learning-rate schedule
+def _learning_rates_seen_by_adam(monkeypatch, **kwargs) -> list[float]:
+    seen = []
+    step = training._Adam.step
+
+    def record(self):
+        seen.append(self.lr)
+        step(self)
+
+    monkeypatch.setattr(training._Adam, "step", record)
+    x, y = linear_data(64, 0)
+    train(small_net(), x, y, batch_size=16, eval_every=10,
+          generator=torch.Generator().manual_seed(0), **kwargs)
+    monkeypatch.undo()
+    return seen
+
+
+def test_cosine_schedule_lowers_the_rate_along_half_a_cosine(monkeypatch):
+    rates = _learning_rates_seen_by_adam(monkeypatch, n_iter=40, lr=0.02, lr_schedule="cosine")
+    expected = [0.02 * 0.5 * (1 + math.cos(math.pi * t / 40)) for t in range(40)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    assert rates[0] == 0.02 and rates[-1] < 0.02 * 0.01
+
+
+def test_constant_schedule_keeps_the_rate(monkeypatch):
+    assert set(_learning_rates_seen_by_adam(monkeypatch, n_iter=30, lr=0.02)) == {0.02}
+
+
+def test_cosine_schedule_continues_from_the_halved_rate_after_a_recovery(monkeypatch):
+    net = InjectNaN(small_net(), bad_calls={15})
+    seen = []
+    step = training._Adam.step
+
+    def record(self):
+        seen.append(self.lr)
+        step(self)
+
+    monkeypatch.setattr(training._Adam, "step", record)
+    x, y = linear_data(64, 0)
+    train(net, x, y, n_iter=40, batch_size=16, eval_every=10, lr=0.02, lr_schedule="cosine",
+          generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 40  # the bad step is not taken
+    assert seen[20] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 20 / 40)))
+
+
+def test_unknown_schedule_is_refused():
+    x, y = linear_data(32, 0)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        train(small_net(), x, y, n_iter=5, lr_schedule="step")

@@ -17,9 +17,11 @@ from tqdm.auto import tqdm
 
 from mdn.nn import MixtureDensityNetwork
 
-__all__ = ["History", "TrainingDiverged", "train"]
+__all__ = ["LR_SCHEDULES", "History", "TrainingDiverged", "train"]
 
 logger = logging.getLogger(__name__)
+
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -82,35 +84,66 @@ class _Adam:
     network on a CPU. Devices or builds without the fused kernel use ``torch.optim.Adam``.
     """
 
-    def __init__(self, network: nn.Module, lr: float, l2: float) -> None:
+    def __init__(self, network: nn.Module, lr: float | Sequence[float], l2: float) -> None:
         named = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
         # Coupled L2 as in a loss term l2 * sum(W**2) on the weight matrices (not the
         # biases): Adam's weight_decay adds weight_decay * W, the gradient of that term.
         self.groups = [([p for n, p in named if n.endswith("weight")], 2.0 * l2),
                        ([p for n, p in named if not n.endswith("weight")], 0.0)]
         self.groups = [(params, decay) for params, decay in self.groups if params]
-        self.lr = lr
         first = named[0][1]
         self.fallback = None
         if not _fused_adam_available(first.device, first.dtype):
             self.fallback = torch.optim.Adam(
-                [{"params": params, "weight_decay": decay} for params, decay in self.groups],
-                lr=lr)
+                [{"params": params, "weight_decay": decay} for params, decay in self.groups])
+        self.set_lr(lr)
+        if self.fallback is not None:
             return
         self.moments = [([torch.zeros_like(p) for p in params],
                          [torch.zeros_like(p) for p in params]) for params, _ in self.groups]
         self.steps = torch.zeros((), dtype=torch.float32, device=first.device)
 
+    def set_lr(self, lr: float | Sequence[float]) -> None:
+        """One learning rate, or one per ensemble member (the first axis of every parameter)."""
+        rates = [lr] if isinstance(lr, (int, float)) else list(lr)
+        self.lr = rates[0] if len(set(rates)) == 1 else None
+        self.member_lr = rates
+        if self.fallback is not None:
+            for group in self.fallback.param_groups:
+                group["lr"] = 1.0 if self.lr is None else self.lr
+
+    @torch.no_grad()
     def step(self) -> None:
         if self.fallback is not None:
-            self.fallback.step()
+            self._fallback_step()
             return
         self.steps.add_(1)
         for (params, decay), (exp_avg, exp_avg_sq) in zip(self.groups, self.moments, strict=True):
-            torch._fused_adam_(params, [p.grad for p in params], exp_avg, exp_avg_sq, [],
-                               [self.steps] * len(params), lr=self.lr, beta1=0.9,
-                               beta2=0.999, weight_decay=decay, eps=1e-8, amsgrad=False,
-                               maximize=False)
+            if self.lr is not None:
+                self._fused(params, exp_avg, exp_avg_sq, decay, self.lr)
+                continue
+            for e, lr in enumerate(self.member_lr):  # members' slices are separate tensors
+                self._fused([p[e] for p in params], [m[e] for m in exp_avg],
+                            [v[e] for v in exp_avg_sq], decay, lr, [p.grad[e] for p in params])
+
+    def _fused(self, params, exp_avg, exp_avg_sq, decay, lr, grads=None) -> None:
+        torch._fused_adam_(params, grads or [p.grad for p in params], exp_avg, exp_avg_sq, [],
+                           [self.steps] * len(params), lr=lr, beta1=0.9, beta2=0.999,
+                           weight_decay=decay, eps=1e-8, amsgrad=False, maximize=False)
+
+    def _fallback_step(self) -> None:
+        if self.lr is not None:
+            self.fallback.step()
+            return
+        # Adam's step is lr times a direction that does not depend on lr: take it at lr=1
+        # and scale each member's share.
+        params = [p for params, _ in self.groups for p in params]
+        before = [p.detach().clone() for p in params]
+        self.fallback.step()
+        rates = torch.tensor(self.member_lr, dtype=params[0].dtype, device=params[0].device)
+        with torch.no_grad():
+            for p, old in zip(params, before, strict=True):
+                p.copy_(torch.lerp(old, p, rates.view(-1, *[1] * (p.dim() - 1))))
 
 
 @functools.cache
@@ -274,6 +307,8 @@ def train(
     n_iter: int = 10_000,
     batch_size: int = 128,
     lr: float = 1e-3,
+    lr_schedule: str = "constant",
+    lr_patience: int = 500,
     l2: float = 1e-3,
     clip_grad: float | None = None,
     patience: int | None = None,
@@ -309,6 +344,14 @@ def train(
         Validation data; enables best-weights restore and early stopping.
     n_iter, batch_size, lr : int, int, float
         Iterations (minibatch steps), rows per minibatch, Adam's learning rate.
+    lr_schedule : {"constant", "cosine", "plateau"}
+        "cosine" lowers the learning rate from ``lr`` to 0 along half a cosine over the
+        ``n_iter`` iterations (Loshchilov & Hutter 2017, without restarts). "plateau"
+        halves a member's learning rate each time its validation NLL has not improved for
+        ``lr_patience`` iterations (as ``torch.optim.lr_scheduler.ReduceLROnPlateau``, per
+        member); without validation data it keeps the rate constant.
+    lr_patience : int
+        Iterations without a validation gain before "plateau" halves the rate.
     l2 : float
         Penalty ``l2 * sum(W**2)`` on every weight matrix.
     clip_grad : float, optional
@@ -332,6 +375,8 @@ def train(
         Non-finite losses tolerated (each restarts from the last good weights at half the
         learning rate) before ``TrainingDiverged`` is raised.
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     module = getattr(network, "module", network)  # the network inside a DDP wrapper
     n_models = getattr(module, "n_models", None)
     ensemble = n_models is not None
@@ -358,7 +403,9 @@ def train(
     # once per evaluation, and the weights saved at the previous one are restored.
     check_each_step = x.device.type == "cpu"
     history = History()
-    optimizer = _Adam(module, lr, l2)
+    rates = [lr] * n_models  # each member's rate before the schedule's factor
+    last_cut = torch.zeros(n_models, dtype=torch.long)  # when "plateau" last halved it
+    optimizer = _Adam(module, rates, l2)
     gradients = _FlatGradients(list(module.parameters()), n_models)
     by_hand = _ReluBackprop(module) if by_hand else None  # after the gradients exist
     good_state = copy.deepcopy(module.state_dict())
@@ -393,6 +440,9 @@ def train(
         if finite:
             if clip_grad is not None:
                 gradients.clip_(clip_grad, norms)
+            if lr_schedule == "cosine":
+                factor = 0.5 * (1.0 + math.cos(math.pi * step / n_iter))
+                optimizer.set_lr([rate * factor for rate in rates])
             optimizer.step()
             step += 1
             running += loss.detach() / n_models
@@ -411,11 +461,11 @@ def train(
                     f"after {max_recoveries} restarts at lower learning rates; try a smaller lr, "
                     "clip_grad, a larger epsilon, or check the data for extreme values"
                 )
-            lr /= 2
+            rates = [rate / 2 for rate in rates]
             logger.warning("non-finite loss at iteration %d: restarting from the last good "
-                           "weights with lr=%g", step + 1, lr)
+                           "weights with lr=%s", step + 1, ", ".join(f"{r:g}" for r in rates))
             module.load_state_dict(good_state)
-            optimizer = _Adam(module, lr, l2)
+            optimizer = _Adam(module, rates, l2)
             if not check_each_step:  # the steps since the last evaluation are undone
                 step = history.step[-1] if history.step else 0
                 bar.reset(total=n_iter)
@@ -443,6 +493,13 @@ def train(
                 best_val = torch.where(improved, val, best_val)
                 best_step[improved] = step
                 best_state = _keep_improved(best_state, good_state, improved, ensemble)
+            if lr_schedule == "plateau":
+                cut = (step - torch.maximum(best_step, last_cut) >= lr_patience) & ~stopped
+                if bool(cut.any()):
+                    last_cut[cut] = step
+                    rates = [rate / 2 if c else rate for rate, c in zip(rates, cut.tolist(),
+                                                                        strict=True)]
+                    optimizer.set_lr(rates)
         bar.set_postfix(postfix, refresh=False)
         if verbose >= 2:
             logger.info("iteration %d: %s", step, postfix)

@@ -1,0 +1,237 @@
+"""Recalibration of the predictive mixture: the transform, its fit and the estimator's use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import mdn.estimator
+from mdn import MDN, GaussianMixture
+from mdn.calibration import AUTO_MIN_ROWS, fit_recalibration, recalibrate
+from mdn.datasets import make_inverted_sine
+
+
+def gaussians(means, sds, covariance: str = "diag") -> GaussianMixture:
+    """One-component mixtures with the given means (..., D) and standard deviations."""
+    means = torch.as_tensor(means, dtype=torch.float64)
+    sds = torch.as_tensor(sds, dtype=torch.float64).expand_as(means)
+    logits = torch.zeros(*means.shape[:-1], 1, dtype=torch.float64)
+    if covariance == "full":
+        precision = torch.diag_embed(1 / sds).unsqueeze(-3)
+    elif covariance == "diag":
+        precision = (1 / sds).unsqueeze(-2)
+    else:
+        precision = (1 / sds[..., :1])
+    return GaussianMixture(logits, means.unsqueeze(-2), precision, covariance)
+
+
+def random_ensemble(covariance: str, seed: int = 0) -> GaussianMixture:
+    g = torch.Generator().manual_seed(seed)
+    e, n, k, d = 3, 7, 2, 2
+    logits = torch.randn(e, n, k, generator=g, dtype=torch.float64)
+    means = torch.randn(e, n, k, d, generator=g, dtype=torch.float64)
+    if covariance == "full":
+        a = torch.randn(e, n, k, d, d, generator=g, dtype=torch.float64)
+        cov = a @ a.transpose(-1, -2) + torch.eye(d, dtype=torch.float64)
+        return GaussianMixture.from_params(logits.softmax(-1), means, cov, "full")
+    shape = (e, n, k, d) if covariance == "diag" else (e, n, k)
+    sd = 0.5 + torch.rand(shape, generator=g, dtype=torch.float64)
+    return GaussianMixture(logits, means, 1 / sd, covariance)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
+def test_unit_values_leave_the_mixture_unchanged(covariance):
+    mixture = random_ensemble(covariance)
+    y = torch.randn(7, 2, dtype=torch.float64)
+    changed = recalibrate(mixture, 1.0, 1.0, members=True)
+    torch.testing.assert_close(changed.log_prob(y), mixture.log_prob(y))
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
+def test_member_spread_moves_whole_members_about_the_centre(covariance):
+    mixture = random_ensemble(covariance)
+    centre = mixture.mean().mean(0)
+    for spread in (0.0, 0.5, 2.0):
+        changed = recalibrate(mixture, spread, 1.0, members=True)
+        torch.testing.assert_close(changed.mean(), centre + spread * (mixture.mean() - centre))
+        # Each member keeps its shape: the same weights and covariances, the same distances
+        # between its components.
+        torch.testing.assert_close(changed.covariances, mixture.covariances)
+        torch.testing.assert_close(changed.means - changed.means[..., :1, :],
+                                   mixture.means - mixture.means[..., :1, :])
+        torch.testing.assert_close(changed.pool(0).mean(), mixture.pool(0).mean())
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
+def test_component_scale_multiplies_every_standard_deviation(covariance):
+    mixture = gaussians([[0.5, -1.0]], [[2.0, 2.0]], covariance)
+    y = torch.tensor([[1.3, 0.4]], dtype=torch.float64)
+    changed = recalibrate(mixture, component_scale=3.0, members=False)
+    expected = stats.norm(loc=[0.5, -1.0], scale=6.0).logpdf(y.numpy()).sum()
+    assert float(changed.log_prob(y)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_fitted_scale_of_one_gaussian_is_the_maximum_likelihood_scale():
+    rng = np.random.default_rng(0)
+    y = torch.as_tensor(rng.normal(0.0, 2.5, size=(4000, 1)))
+    mixture = gaussians(torch.zeros(4000, 1), 1.0)
+    spread, scale = fit_recalibration(mixture, y, members=False)
+    assert spread == 1.0
+    assert scale == pytest.approx(float(y.square().mean().sqrt()), rel=1e-4)
+
+
+def test_fit_shrinks_members_whose_disagreement_is_not_in_the_data():
+    """Members each right about the noise but scattered about the truth: pooled, they are
+    too wide; moving them to the centre restores the noise's width."""
+    rng = np.random.default_rng(1)
+    n, noise = 3000, 0.1
+    truth = rng.normal(size=(n, 1))
+    offsets = rng.normal(0.0, 0.5, size=(4, n, 1))  # independent errors of 4 members
+    mixture = gaussians(torch.as_tensor(truth + offsets), noise)
+    y = torch.as_tensor(truth + rng.normal(0.0, noise, size=(n, 1)))
+    spread, scale = fit_recalibration(mixture, y, members=True)
+    centre_error = offsets.mean(0)  # what is left when every member moves to the centre
+    assert spread < 0.1
+    expected = np.sqrt(noise**2 + centre_error.var()) / noise
+    assert scale == pytest.approx(expected, rel=0.15)
+    before = -mixture.pool(0).log_prob(y).mean()
+    after = -recalibrate(mixture, spread, scale, members=True).pool(0).log_prob(y).mean()
+    assert after < before - 0.5
+
+
+def test_fit_keeps_a_calibrated_mixture_and_ignores_missing_targets():
+    rng = np.random.default_rng(2)
+    n = 4000
+    mean = rng.normal(size=(n, 2))
+    mixture = gaussians(torch.as_tensor(mean), 0.7, "full")
+    y = mean + rng.normal(0.0, 0.7, size=(n, 2))
+    missing = rng.random((n, 2)) < 0.3
+    missing[missing.all(1), 0] = False  # rows need an observed coordinate
+    y[missing] = np.nan
+    spread, scale = fit_recalibration(mixture, torch.as_tensor(y), members=False)
+    assert spread == 1.0
+    assert scale == pytest.approx(1.0, abs=0.03)
+
+
+def test_fit_never_returns_a_worse_fit_than_none():
+    # Two rows: whatever the optimiser does, the returned values must not raise the NLL.
+    mixture = gaussians(torch.tensor([[0.0], [1.0]]), 1.0)
+    y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    spread, scale = fit_recalibration(mixture, y, members=False)
+    before = -mixture.log_prob(y).mean()
+    after = -recalibrate(mixture, spread, scale, members=False).log_prob(y).mean()
+    assert after <= before + 1e-12
+
+
+# ---------------------------------------------------------------------- the estimator
+@pytest.fixture(scope="module")
+def sine():
+    X, y = make_inverted_sine(600, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted_pair(sine):
+    """The same ensemble without recalibration and with values set by hand."""
+    X, y = sine
+    params = {"n_iter": 300, "n_models": 3, "hidden": (16, 16), "random_state": 0,
+              "verbose": 0}
+    plain = MDN(recalibrate=False, **params).fit(X, y)
+    calibrated = MDN(recalibrate=True, **params).fit(X, y)
+    calibrated.member_spread_, calibrated.component_scale_ = 0.6, 1.3
+    return plain, calibrated
+
+
+def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
+    X, y = sine
+    seen = {}
+
+    def fake(mixture, y_val, *, members):
+        seen.update(batch=tuple(mixture.batch_shape), rows=len(y_val), members=members)
+        return 0.5, 2.0
+
+    monkeypatch.setattr(mdn.estimator, "fit_recalibration", fake)
+    params = dict(n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0,
+                  verbose=0)
+    model = MDN(recalibrate=True, **params).fit(X, y)
+    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
+    assert seen == {"batch": (2, 150), "rows": 150, "members": True}
+    # "auto" needs AUTO_MIN_ROWS validation rows: 150 are too few, 600 enough.
+    seen.clear()
+    model = MDN(**params).fit(X, y)
+    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0) and not seen
+    X_large, y_large = make_inverted_sine(2400, random_state=1)
+    model = MDN(**params).fit(X_large, y_large)
+    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
+    assert seen["rows"] == 600 >= AUTO_MIN_ROWS
+
+
+def test_recalibration_changes_the_distribution_not_the_networks(sine, fitted_pair):
+    X, y = sine
+    plain, calibrated = fitted_pair
+    assert (plain.member_spread_, plain.component_scale_) == (1.0, 1.0)
+    for a, b in zip(plain.network_.parameters(), calibrated.network_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(plain.predict(X[:50]), calibrated.predict(X[:50]))
+    np.testing.assert_array_equal(plain.predict_members(X[:50]),
+                                  calibrated.predict_members(X[:50]))
+    members = plain.network_(torch.as_tensor(
+        (X[:50] - plain.x_shift_) / plain.x_scale_, dtype=torch.float32)).to(torch.float64)
+    expected = recalibrate(members, 0.6, 1.3, members=True).pool(0)
+    z = torch.as_tensor((y[:50].reshape(-1, 1) - plain.y_shift_) / plain.y_scale_)
+    log_jacobian = float(np.log(plain.y_scale_).sum())
+    np.testing.assert_allclose(calibrated.log_prob(X[:50], y[:50]),
+                               expected.log_prob(z).detach().numpy() - log_jacobian, rtol=1e-5)
+    lower, upper = calibrated.predict_interval(X[:50])
+    plain_lower, plain_upper = plain.predict_interval(X[:50])
+    assert not np.allclose(upper - lower, plain_upper - plain_lower)
+
+
+def test_recalibration_does_not_raise_the_validation_nll(sine):
+    """The values are fitted on the validation rows: there, the NLL cannot get worse."""
+    X, y = sine
+    model = MDN(n_iter=200, n_models=2, hidden=(8,), random_state=3, verbose=0,
+                validation_fraction=0.3, recalibrate=True).fit(X, y)
+    rows = model._split(len(X), torch.Generator().manual_seed(model._seeds()[1]))[1].numpy()
+    calibrated = -model.score(X[rows], y[rows])
+    model.member_spread_, model.component_scale_ = 1.0, 1.0
+    assert calibrated <= -model.score(X[rows], y[rows]) + 1e-9
+
+
+def test_no_recalibration_without_validation_rows(sine):
+    X, y = sine
+    model = MDN(n_iter=50, n_models=2, hidden=(8,), validation_fraction=0, random_state=0,
+                verbose=0).fit(X, y)
+    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
+
+
+def test_members_are_not_recalibrated_and_files_keep_the_values(sine, fitted_pair, tmp_path):
+    X, y = sine
+    _, calibrated = fitted_pair
+    assert all((m.member_spread_, m.component_scale_) == (1.0, 1.0)
+               for m in calibrated.members_)
+    path = tmp_path / "model.safetensors"
+    calibrated.save(path)
+    loaded = MDN.load(path)
+    assert loaded.member_spread_ == calibrated.member_spread_
+    assert loaded.component_scale_ == calibrated.component_scale_
+    np.testing.assert_array_equal(loaded.log_prob(X[:20], y[:20]),
+                                  calibrated.log_prob(X[:20], y[:20]))
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, "AUTO"])
+def test_recalibrate_must_be_auto_or_a_bool(sine, value):
+    X, y = sine
+    with pytest.raises(ValueError, match='recalibrate must be "auto", True or False'):
+        MDN(recalibrate=value).fit(X, y)
+
+
+def test_bic_keeps_no_change_when_the_rows_do_not_ask_for_one():
+    """A calibrated mixture and a handful of rows: the fitted values would only fit noise."""
+    rng = np.random.default_rng(4)
+    mean = rng.normal(size=(20, 1))
+    mixture = gaussians(torch.as_tensor(mean[None] + rng.normal(0, 0.3, (3, 20, 1))), 1.0)
+    y = torch.as_tensor(mean + rng.normal(0.0, 1.0, size=(20, 1)))
+    assert fit_recalibration(mixture, y, members=True) == (1.0, 1.0)
