@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-import mdn.estimator
+import mdn.calibration
 from mdn import MDN, GaussianMixture
 from mdn.calibration import AUTO_MIN_ROWS, fit_recalibration, recalibrate
 from mdn.datasets import make_inverted_sine
@@ -152,7 +152,7 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
         seen.update(batch=tuple(mixture.batch_shape), rows=len(y_val), members=members)
         return 0.5, 2.0
 
-    monkeypatch.setattr(mdn.estimator, "fit_recalibration", fake)
+    monkeypatch.setattr(mdn.calibration, "fit_recalibration", fake)
     params = dict(n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0,
                   verbose=0)
     model = MDN(recalibrate=True, **params).fit(X, y)
@@ -194,6 +194,7 @@ def test_recalibration_does_not_raise_the_validation_nll(sine):
     X, y = sine
     model = MDN(n_iter=200, n_models=2, hidden=(8,), random_state=3, verbose=0,
                 validation_fraction=0.3, recalibrate=True).fit(X, y)
+    assert (model.member_spread_, model.component_scale_) != (1.0, 1.0)  # BIC chose a change
     rows = model._split(len(X), torch.Generator().manual_seed(model._seeds()[1]))[1].numpy()
     calibrated = -model.score(X[rows], y[rows])
     model.member_spread_, model.component_scale_ = 1.0, 1.0
@@ -202,9 +203,26 @@ def test_recalibration_does_not_raise_the_validation_nll(sine):
 
 def test_no_recalibration_without_validation_rows(sine):
     X, y = sine
-    model = MDN(n_iter=50, n_models=2, hidden=(8,), validation_fraction=0, random_state=0,
-                verbose=0).fit(X, y)
+    params = dict(n_iter=50, n_models=2, hidden=(8,), validation_fraction=0, random_state=0,
+                  verbose=0)
+    model = MDN(**params).fit(X, y)
     assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
+    with pytest.warns(UserWarning, match="recalibrate=True needs validation rows"):
+        model = MDN(recalibrate=True, **params).fit(X, y)
+    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
+
+
+def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
+    X, y = sine
+    model = MDN(n_iter=50, n_models=1, hidden=(8,), random_state=0, verbose=0).fit(X, y)
+    assert model.members_ == [model]
+    model.component_scale_ = 1.5
+    (member,) = model.members_
+    assert member is not model and member.component_scale_ == 1.0
+    assert model.component_scale_ == 1.5 and member.network_ is model.network_
+    lower, upper = model.predict_interval(X[:10])
+    member_lower, member_upper = member.predict_interval(X[:10])
+    assert np.all(upper - lower > member_upper - member_lower)
 
 
 def test_members_are_not_recalibrated_and_files_keep_the_values(sine, fitted_pair, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -358,7 +359,7 @@ def test_adam_matches_torch_fused_adam_with_coupled_l2():
 
 
 # ---------------------------------------------------------------------- learning-rate schedule
-def _learning_rates_seen_by_adam(monkeypatch, **kwargs) -> list[float]:
+def _learning_rates_seen_by_adam(monkeypatch, net=None, **kwargs) -> list[float]:
     seen = []
     step = training._Adam.step
 
@@ -368,7 +369,7 @@ def _learning_rates_seen_by_adam(monkeypatch, **kwargs) -> list[float]:
 
     monkeypatch.setattr(training._Adam, "step", record)
     x, y = linear_data(64, 0)
-    train(small_net(), x, y, batch_size=16, eval_every=10,
+    train(net or small_net(), x, y, batch_size=16, eval_every=10,
           generator=torch.Generator().manual_seed(0), **kwargs)
     monkeypatch.undo()
     return seen
@@ -386,20 +387,30 @@ def test_constant_schedule_keeps_the_rate(monkeypatch):
 
 
 def test_cosine_schedule_continues_from_the_halved_rate_after_a_recovery(monkeypatch):
-    net = InjectNaN(small_net(), bad_calls={15})
-    seen = []
-    step = training._Adam.step
-
-    def record(self):
-        seen.append(self.lr)
-        step(self)
-
-    monkeypatch.setattr(training._Adam, "step", record)
-    x, y = linear_data(64, 0)
-    train(net, x, y, n_iter=40, batch_size=16, eval_every=10, lr=0.02, lr_schedule="cosine",
-          generator=torch.Generator().manual_seed(0))
+    seen = _learning_rates_seen_by_adam(monkeypatch, net=InjectNaN(small_net(), bad_calls={15}),
+                                        n_iter=40, lr=0.02, lr_schedule="cosine")
     assert len(seen) == 40  # the bad step is not taken
     assert seen[20] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 20 / 40)))
+
+
+def test_plateau_schedule_halves_the_rate_after_lr_patience_without_a_gain(monkeypatch):
+    x_val, y_val = linear_data(32, 1)
+    # A learning rate far too large: the validation NLL stops improving early.
+    seen = _learning_rates_seen_by_adam(monkeypatch, n_iter=200, lr=0.5, x_val=x_val,
+                                        y_val=y_val, lr_schedule="plateau", lr_patience=30)
+    changes = [t for t in range(1, len(seen)) if seen[t] != seen[t - 1]]
+    assert changes, "the rate was never cut"
+    assert all(seen[t] == seen[t - 1] / 2 for t in changes)
+    # Cuts happen at evaluations (every 10 steps), at least lr_patience steps apart.
+    assert all(t % 10 == 0 for t in changes)
+    assert all(b - a >= 30 for a, b in itertools.pairwise(changes))
+
+
+def test_plateau_with_lr_patience_beyond_patience_warns():
+    x, y = linear_data(32, 0)
+    with pytest.warns(UserWarning, match="never lowers the rate"):
+        train(small_net(), x, y, n_iter=5, x_val=x, y_val=y, patience=100,
+              lr_schedule="plateau", lr_patience=100)
 
 
 def test_unknown_schedule_is_refused():

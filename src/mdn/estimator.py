@@ -22,8 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from mdn import metrics
-from mdn.calibration import AUTO_MIN_ROWS, fit_recalibration, recalibrate
+from mdn import calibration, metrics
 from mdn.io import ModelFileError, read_model_file, write_model_file
 from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
 from mdn.nn import ACTIVATIONS, MixtureDensityNetwork
@@ -34,8 +33,9 @@ from mdn.transforms import AffineTransform, LogGaussianMixture
 __all__ = ["MDN", "REFERENCE", "load"]
 
 #: The reference MDN of the satellite chlorophyll-a retrieval, as ``MDN(**REFERENCE)``: ten
-#: members fitted on 75 % subsamples, the median of their estimates, the full 10,000
-#: iterations without validation, early stopping or clipping.
+#: members fitted on 75 % subsamples, the median of their estimates, its L2 and variance
+#: floor, the full 10,000 iterations at a constant learning rate without validation, early
+#: stopping, clipping or recalibration.
 REFERENCE = {"n_mix": 5, "hidden": (100,) * 5, "activation": "relu", "lr": 1e-3,
              "lr_schedule": "constant", "l2": 1e-3, "epsilon": 1e-3,
              "n_iter": 10_000, "batch": 128, "n_models": 10, "bagging": 0.75,
@@ -177,6 +177,11 @@ class MDN(RegressorMixin, BaseEstimator):
     >>> lower, upper = model.predict_interval(X[:3], coverage=0.9)
     """
 
+    # Recalibration values of models fitted or pickled before ``recalibrate`` existed (model
+    # files without them load with these too): no recalibration.
+    member_spread_ = 1.0
+    component_scale_ = 1.0
+
     def __init__(
         self,
         n_mix: int = 5,
@@ -288,6 +293,9 @@ class MDN(RegressorMixin, BaseEstimator):
         x_all = torch.as_tensor(x_scaling.transform(X), dtype=torch.float32)
         y_all = torch.as_tensor(y_scaling.transform(y), dtype=torch.float32)
         train_rows, val_rows = self._split(len(X), torch.Generator().manual_seed(split_seed))
+        x_val = y_val = None
+        if val_rows is not None:
+            x_val, y_val = x_all[val_rows].to(device), y_all[val_rows].to(device)
         generators = [torch.Generator().manual_seed(seed + e) for e in range(self.n_models)]
         member_rows = self._member_rows(len(train_rows), generators)
         network = self._initial_network(seed).to(device)
@@ -298,8 +306,8 @@ class MDN(RegressorMixin, BaseEstimator):
             trained,
             x_all[train_rows].to(device),
             y_all[train_rows].to(device),
-            x_val=None if val_rows is None else x_all[val_rows].to(device),
-            y_val=None if val_rows is None else y_all[val_rows].to(device),
+            x_val=x_val,
+            y_val=y_val,
             n_iter=self.n_iter,
             batch_size=batch,
             lr=self.lr,
@@ -314,9 +322,13 @@ class MDN(RegressorMixin, BaseEstimator):
         )
         self.network_ = network
         self.member_spread_, self.component_scale_ = 1.0, 1.0
-        if val_rows is not None and (self.recalibrate is True or (
-                self.recalibrate == "auto" and len(val_rows) >= AUTO_MIN_ROWS)):
-            self._fit_recalibration(x_all[val_rows].to(device), y_all[val_rows].to(device))
+        if self.recalibrate is True and x_val is None:
+            warnings.warn("recalibrate=True needs validation rows, and validation_fraction=0 "
+                          "leaves none: the model is not recalibrated", UserWarning,
+                          stacklevel=2)
+        if x_val is not None and (self.recalibrate is True or (
+                self.recalibrate == "auto" and len(x_val) >= calibration.AUTO_MIN_ROWS)):
+            self._fit_recalibration(x_val, y_val)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
         return self
@@ -325,7 +337,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.network_.eval()
         with torch.no_grad():
             mixture = self.network_(x_val)
-        self.member_spread_, self.component_scale_ = fit_recalibration(
+        self.member_spread_, self.component_scale_ = calibration.fit_recalibration(
             mixture.to("cpu"), y_val.cpu(), members=self._n_members > 1)
 
     def _seeds(self) -> tuple[int, int]:
@@ -473,12 +485,13 @@ class MDN(RegressorMixin, BaseEstimator):
             yield rows, unscale(scaled.to(torch.float64))
 
     def _distributions(self, X) -> Iterator[tuple[slice, GaussianMixture | LogGaussianMixture]]:
-        """The predictive distribution in the user's units (pooled over members)."""
+        """The predictive distribution in the user's units: the members' mixtures, recalibrated
+        (``member_spread_``, ``component_scale_``) and pooled."""
         ensemble = self._n_members > 1
         for rows, mixture in self._member_distributions(X):
             if (self.member_spread_, self.component_scale_) != (1.0, 1.0):
-                mixture = recalibrate(mixture, self.member_spread_, self.component_scale_,
-                                      members=ensemble)
+                mixture = calibration.recalibrate(mixture, self.member_spread_,
+                                                  self.component_scale_, members=ensemble)
             yield rows, self._in_target_space(mixture.pool(0) if ensemble else mixture)
 
     def _in_target_space(self, mixture: GaussianMixture) -> GaussianMixture | LogGaussianMixture:
@@ -534,7 +547,11 @@ class MDN(RegressorMixin, BaseEstimator):
         """The ensemble's members as single fitted models."""
         check_is_fitted(self, "network_")
         if self._n_members == 1:
-            return [self]
+            if (self.member_spread_, self.component_scale_) == (1.0, 1.0):
+                return [self]
+            member = copy.copy(self)  # shares the network; only the recalibration differs
+            member.member_spread_, member.component_scale_ = 1.0, 1.0
+            return [member]
         fitted = {k: v for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and k != "network_"}
         members = []
@@ -686,8 +703,6 @@ class MDN(RegressorMixin, BaseEstimator):
         try:
             model = cls(**_params_from_json(documents["params"]))
             fitted = documents["fitted"]
-            # Files written before recalibration existed hold no values: none is applied.
-            model.member_spread_, model.component_scale_ = 1.0, 1.0
             for name, value in fitted.items():
                 setattr(model, name, value)
             if "feature_names_in_" in fitted:
