@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 from uci import DEFAULT_DATA, FOLDERS, load_split
 
 # Options added after round 1 are pinned to what round 1 ran with.
@@ -84,8 +85,8 @@ def tables(results: list[dict]) -> str:
 
     nll = {c: {n: mean("nll", c, n) for n in names} for c in labels}
     ranks = {c: [] for c in labels}
-    for n in names:
-        for rank, c in enumerate(sorted(labels, key=lambda c: nll[c][n]), 1):
+    for n in names:  # tied settings share their mean rank
+        for c, rank in zip(labels, rankdata([nll[c][n] for c in labels]), strict=True):
             ranks[c].append(rank)
     splits = len({r["split"] for r in results})
     lines = [f"Held-out NLL on 20 % of the training rows (mean of {splits} splits; lower is "
