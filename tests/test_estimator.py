@@ -298,3 +298,10 @@ def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedul
     assert (reference.member_spread_, reference.component_scale_) == (1.0, 1.0)
     members = reference.predict_members(X[:5])
     np.testing.assert_allclose(reference.predict(X[:5]), np.median(members, axis=0))
+
+
+def test_parameters_after_n_mix_are_keyword_only():
+    """New parameters can then sit beside related ones without shifting positional calls."""
+    assert MDN(3).n_mix == 3
+    with pytest.raises(TypeError):
+        MDN(3, (16,))

@@ -185,6 +185,7 @@ class MDN(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         n_mix: int = 5,
+        *,
         hidden: Sequence[int] = (100, 100, 100, 100, 100),
         activation: str = "relu",
         covariance: str = "full",
