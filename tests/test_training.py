@@ -10,7 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from mdn import GaussianMixture, MixtureDensityNetwork, TrainingDiverged, training
+from mdn import (
+    GaussianMixture,
+    MixtureDensityHead,
+    MixtureDensityNetwork,
+    TrainingDiverged,
+    training,
+)
 from mdn.training import History, train
 
 
@@ -417,3 +423,22 @@ def test_unknown_schedule_is_refused():
     x, y = linear_data(32, 0)
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         train(small_net(), x, y, n_iter=5, lr_schedule="step")
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_the_loop_looks_for_missing_targets_once_not_per_minibatch(monkeypatch, missing):
+    seen = []
+    output_nll = MixtureDensityHead.output_nll
+
+    def spy(self, outputs, y, complete=None):
+        seen.append(complete)
+        return output_nll(self, outputs, y, complete)
+
+    monkeypatch.setattr(MixtureDensityHead, "output_nll", spy)
+    x, y = linear_data(64, 0)
+    if missing:
+        y[::7] = math.nan
+    torch.manual_seed(0)
+    net = MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=(8,))  # relu: by hand
+    train(net, x, y, n_iter=20, batch_size=16, generator=torch.Generator().manual_seed(0))
+    assert seen == [not missing] * 20

@@ -490,13 +490,17 @@ class MDN(RegressorMixin, BaseEstimator):
         (``member_spread_``, ``component_scale_``) and pooled."""
         ensemble = self._n_members > 1
         for rows, mixture in self._member_distributions(X):
-            if (self.member_spread_, self.component_scale_) != (1.0, 1.0):
+            if self._recalibrated:
                 mixture = calibration.recalibrate(mixture, self.member_spread_,
                                                   self.component_scale_, members=ensemble)
             yield rows, self._in_target_space(mixture.pool(0) if ensemble else mixture)
 
     def _in_target_space(self, mixture: GaussianMixture) -> GaussianMixture | LogGaussianMixture:
         return LogGaussianMixture(mixture) if self.target_transform == "log" else mixture
+
+    @property
+    def _recalibrated(self) -> bool:
+        return (self.member_spread_, self.component_scale_) != (1.0, 1.0)
 
     @property
     def _n_members(self) -> int:
@@ -548,13 +552,14 @@ class MDN(RegressorMixin, BaseEstimator):
         """The ensemble's members as single fitted models."""
         check_is_fitted(self, "network_")
         if self._n_members == 1:
-            if (self.member_spread_, self.component_scale_) == (1.0, 1.0):
+            if not self._recalibrated:
                 return [self]
             member = copy.copy(self)  # shares the network; only the recalibration differs
             member.member_spread_, member.component_scale_ = 1.0, 1.0
             return [member]
-        fitted = {k: v for k, v in vars(self).items()
-                  if k.endswith("_") and not k.startswith("_") and k != "network_"}
+        # Members keep the class defaults of the recalibration values: none.
+        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")
+                  and k not in ("network_", "member_spread_", "component_scale_")}
         members = []
         for e in range(self._n_members):
             seed = self.random_state
@@ -562,7 +567,6 @@ class MDN(RegressorMixin, BaseEstimator):
                 n_models=1, bagging=None,
                 random_state=seed + e if isinstance(seed, numbers.Integral) else seed)
             member.__dict__.update(copy.deepcopy(fitted))
-            member.member_spread_, member.component_scale_ = 1.0, 1.0
             history = member.history_
             if history.get("member_best_step"):
                 history["best_step"] = history["member_best_step"][e]

@@ -177,23 +177,28 @@ class MixtureDensityHead(nn.Module):
             prec_chol = inv_std.squeeze(-1)  # [*B, K]
         return GaussianMixture(logits, means, prec_chol, self.covariance, validate=False)
 
-    def nll(self, features: Tensor, y: Tensor) -> Tensor:
+    def nll(self, features: Tensor, y: Tensor, complete: bool | None = None) -> Tensor:
         """Negative log-likelihood of targets ``y`` (*B, D), one value per row (*B).
 
         Equal to ``-self(features).log_prob(y)``. For diagonal and spherical components
         (and full ones in one dimension, the same parametrisation) it runs as one fused
         function with a closed-form gradient: the loss of a training step costs about half
         the time of the general path, whose many small operations dominate it on a CPU.
+        ``complete``: whether ``y`` is known to hold no NaN (see ``output_nll``).
         """
-        return self.output_nll(self.linear(features), y)
+        return self.output_nll(self.linear(features), y, complete)
 
-    def output_nll(self, outputs: Tensor, y: Tensor) -> Tensor:
+    def output_nll(self, outputs: Tensor, y: Tensor, complete: bool | None = None) -> Tensor:
         """``nll`` from the outputs of ``self.linear``.
 
         NaN targets count as missing and are marginalised out (through the general mixture
-        path: the fused functions assume complete rows).
+        path: the fused functions assume complete rows). ``complete=True`` or ``False``
+        says whether ``y`` holds NaN; None looks, which costs a device sync on a GPU, so the
+        training loop looks once for all its minibatches.
         """
-        if bool(torch.isnan(y).any()):
+        if complete is None:
+            complete = not bool(torch.isnan(y).any())
+        if not complete:
             return -self.mixture(outputs).log_prob(y)
         k = self.n_mix
         logits, means, raw = outputs.split([k, k * self.n_targets, k * self.n_scale], dim=-1)
@@ -373,14 +378,16 @@ class MixtureDensityNetwork(nn.Module):
         self.head = MixtureDensityHead(self.trunk.out_features, n_targets, n_mix, covariance,
                                        epsilon, n_models)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> GaussianMixture | Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None,
+                complete: bool | None = None) -> GaussianMixture | Tensor:
         """The predicted mixtures; given targets ``y``, their negative log-likelihood instead.
 
-        The second form is the training loss (see ``MixtureDensityHead.nll``); it goes
-        through ``forward`` so that wrappers such as DistributedDataParallel see it.
+        The second form is the training loss (see ``MixtureDensityHead.nll``, also for
+        ``complete``); it goes through ``forward`` so that wrappers such as
+        DistributedDataParallel see it.
         """
         features = self.trunk(x)
-        return self.head(features) if y is None else self.head.nll(features, y)
+        return self.head(features) if y is None else self.head.nll(features, y, complete)
 
     @classmethod
     def stack(cls, members: Sequence[MixtureDensityNetwork]) -> MixtureDensityNetwork:

@@ -69,11 +69,14 @@ class History:
         return dataclasses.asdict(self)
 
 
-def _member_nll(network: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Mean NLL of each member over its rows: shape (E,) for an ensemble, () otherwise."""
+def _member_nll(network: nn.Module, x: Tensor, y: Tensor, complete: bool | None = None) -> Tensor:
+    """Mean NLL of each member over its rows: shape (E,) for an ensemble, () otherwise.
+
+    ``complete``: whether ``y`` is known to hold no NaN (None: look).
+    """
     module = getattr(network, "module", network)
     if isinstance(module, MixtureDensityNetwork):
-        return network(x, y).mean(-1)  # the fused loss
+        return network(x, y, complete).mean(-1)  # the fused loss
     return -network(x).log_prob(y).mean(-1)
 
 
@@ -200,7 +203,7 @@ class _ReluBackprop:
         self.matmul = torch.bmm if batched else torch.mm
         self.row_axis = 1 if batched else 0
 
-    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, y: Tensor, complete: bool | None = None) -> Tensor:
         with torch.no_grad():
             inputs, h = [], x  # the input of each layer
             for bias, weight_t, *_ in self.layers:
@@ -209,7 +212,7 @@ class _ReluBackprop:
                 if len(inputs) < len(self.layers):
                     h.relu_()
         outputs = h.requires_grad_()
-        member_loss = self.head.output_nll(outputs, y).mean(-1)  # [E] or []
+        member_loss = self.head.output_nll(outputs, y, complete).mean(-1)  # [E] or []
         (grad,) = torch.autograd.grad(member_loss.sum(), outputs)
         with torch.no_grad():
             for i in range(len(self.layers) - 1, -1, -1):
@@ -417,7 +420,10 @@ def train(
     # Inside DistributedDataParallel gradients must flow through autograd (its hooks
     # average them), and a custom loss_fn is differentiated as given.
     by_hand = loss_fn is None and network is module and _hand_backprop_applies(module)
-    loss_fn = loss_fn or (lambda xb, yb: _member_nll(network, xb, yb))
+    # Whether targets are missing is looked up once here, not per minibatch (on a GPU each
+    # look would be a sync).
+    complete = not bool(torch.isnan(y).any())
+    loss_fn = loss_fn or (lambda xb, yb: _member_nll(network, xb, yb, complete))
     n = member_rows.shape[1]
     batch_size = min(batch_size, n)
     validate = x_val is not None and y_val is not None and len(x_val) > 0
@@ -450,7 +456,7 @@ def train(
         if ensemble:
             xb, yb = xb.unflatten(0, index.shape), yb.unflatten(0, index.shape)
         if by_hand:  # every gradient is overwritten: no zeroing needed
-            loss = by_hand(xb, yb).sum()
+            loss = by_hand(xb, yb, complete).sum()
         else:
             loss = loss_fn(xb, yb).sum()  # the members' mean NLLs, summed: members stay apart
             gradients.zero_()
