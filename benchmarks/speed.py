@@ -41,7 +41,8 @@ HIDDEN, N_MIX, BATCH, ROWS = (100,) * 5, 5, 128, 10_000
 
 
 def time_mdn(d: int, covariance: str, steps: int, n_models: int | None = None,
-             compiled: bool = False, hidden=HIDDEN, activation: str = "relu") -> dict:
+             compiled: bool = False, hidden=HIDDEN, activation: str = "relu",
+             ema_decay: float | None = None) -> dict:
     """Steps/s of ``mdn.training.train`` at the reference configuration (clipping on)."""
     x, y = (torch.as_tensor(a, dtype=torch.float32) for a in make_data(ROWS, d, 0))
     torch.manual_seed(0)
@@ -58,7 +59,8 @@ def time_mdn(d: int, covariance: str, steps: int, n_models: int | None = None,
         start = time.perf_counter()
         train(network, x, y, n_iter=2, generator=generators, loss_fn=loss_fn, clip_grad=10.0)
         compile_s = time.perf_counter() - start
-    settings = {"generator": generators, "loss_fn": loss_fn, "clip_grad": 10.0}
+    settings = {"generator": generators, "loss_fn": loss_fn, "clip_grad": 10.0,
+                "ema_decay": ema_decay}
     train(network, x, y, n_iter=20, **settings)  # warm-up
     start = time.perf_counter()
     train(network, x, y, n_iter=steps, **settings)
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{torch.get_num_threads()} torch thread(s) for training, torch {torch.__version__}")
 
     contenders = {"mdn": lambda d, c: time_mdn(d, c, args.steps),
+                  "mdn + weight averaging (ema_decay=0.99)": lambda d, c: time_mdn(
+                      d, c, args.steps, ema_decay=0.99),
                   "torch.distributions baseline": lambda d, c: time_baseline(d, c, args.steps)}
     if args.compile:
         contenders["mdn + torch.compile"] = lambda d, c: time_mdn(d, c, args.steps,

@@ -22,7 +22,7 @@ from scipy.stats import rankdata
 from uci import DEFAULT_DATA, FOLDERS, load_split
 
 # Options added after round 1 are pinned to what round 1 ran with.
-ROUND_1_OPTIONS = {"lr_schedule": "constant", "recalibrate": False}
+ROUND_1_OPTIONS = {"lr_schedule": "constant", "recalibrate": False, "ema_decay": None}
 # Round 1 started from one network with the reference's l2 and variance floor.
 SINGLE = {**ROUND_1_OPTIONS, "n_models": 1, "l2": 1e-3, "epsilon": 1e-3}
 ENSEMBLE = {**ROUND_1_OPTIONS, "n_models": 5, "combine": "mixture"}
@@ -54,7 +54,20 @@ ROUND_2 = {
     "plateau schedule + recalibration": {**CHOSEN_1, "lr_schedule": "plateau",
                                          "recalibrate": True},
 }
-CANDIDATES = {**ROUND_1, **ROUND_2}
+# Round 3 starts from round 2's choice (the current defaults) and looks for intervals that
+# cover what they claim on every set: 20 splits of concrete showed 86 % held-out coverage.
+CHOSEN_2 = ROUND_2["recalibration from 500 validation rows"]
+ROUND_3 = {
+    "round 2 choice": CHOSEN_2,
+    "recalibration at any size": {**CHOSEN_2, "recalibrate": True},
+    "bagging=0.75": {**CHOSEN_2, "bagging": 0.75},
+    "validation_fraction=0.2": {**CHOSEN_2, "validation_fraction": 0.2},
+    "l2=1e-3": {**CHOSEN_2, "l2": 1e-3},
+    "weight average 0.98": {**CHOSEN_2, "ema_decay": 0.98},
+    "weight average 0.99": {**CHOSEN_2, "ema_decay": 0.99},
+    "weight average 0.999": {**CHOSEN_2, "ema_decay": 0.999},
+}
+CANDIDATES = {**ROUND_1, **ROUND_2, **ROUND_3}
 
 
 def run(data: Path, name: str, split: int, label: str) -> dict:

@@ -266,6 +266,7 @@ def test_predict_before_fit():
         ({"activation": "swish!"}, "activation must be one of"),
         ({"target_transform": "sqrt"}, "target_transform must be one of"),
         ({"lr_schedule": "linear"}, "lr_schedule must be one of"),
+        ({"ema_decay": 1.0}, "ema_decay must be a number >= 0 and < 1 or None"),
         ({"device": "tpu!"}, "device must be"),
         ({"scaler_x": "zscore"}, "scaler_x must be one of"),
         ({"patience": 0}, "patience must be an integer >= 1 or None"),
@@ -295,9 +296,25 @@ def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedul
     assert reference.history_["val_nll"] == [] and reference.n_iter_ == 60  # no validation
     assert (reference.combine, reference.bagging, reference.clip_grad) == ("median", 0.75, None)
     assert (reference.l2, reference.epsilon, reference.lr_schedule) == (1e-3, 1e-3, "constant")
+    assert reference.ema_decay is None  # the reference keeps its last step's weights
     assert (reference.member_spread_, reference.component_scale_) == (1.0, 1.0)
     members = reference.predict_members(X[:5])
     np.testing.assert_allclose(reference.predict(X[:5]), np.median(members, axis=0))
+
+
+def test_weight_averaging_is_on_by_default_and_reaches_the_loop(monkeypatch):
+    import mdn.estimator
+    from mdn.training import train
+
+    seen = []
+    monkeypatch.setattr(mdn.estimator, "train",
+                        lambda *args, **kwargs: seen.append(kwargs["ema_decay"])
+                        or train(*args, **kwargs))
+    X, y = make_inverted_sine(200, random_state=0)
+    for decay in (0.99, None, 0.5):
+        MDN(**({} if decay == 0.99 else {"ema_decay": decay}), n_iter=10, hidden=(8,),
+            n_models=1, verbose=0, random_state=0).fit(X, y)
+    assert seen == [0.99, None, 0.5]
 
 
 def test_parameters_after_n_mix_are_keyword_only():

@@ -215,13 +215,15 @@ def test_transient_nan_triggers_recoveries(where, caplog):
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
-def test_nan_after_an_evaluation_restarts_from_the_saved_weights():
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_nan_after_an_evaluation_restarts_from_the_saved_weights(ema_decay):
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={31})
     history = train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=30,
-                    generator=torch.Generator().manual_seed(0))
+                    ema_decay=ema_decay, generator=torch.Generator().manual_seed(0))
     assert history.recoveries == 1
     assert history.step == [30, 60] and history.n_iter == 60
+    assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
 @pytest.mark.parametrize("where", ["loss", "grad"])
@@ -442,3 +444,65 @@ def test_the_loop_looks_for_missing_targets_once_not_per_minibatch(monkeypatch, 
     net = MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=(8,))  # relu: by hand
     train(net, x, y, n_iter=20, batch_size=16, generator=torch.Generator().manual_seed(0))
     assert seen == [not missing] * 20
+
+
+# ---------------------------------------------------------------------- weight averaging
+def _trained_with_recorded_steps(ema_decay, n_models=None, **kwargs):
+    """Train 30 steps, recording the trained (not averaged) weights after each step."""
+    x, y = linear_data(64, 0)
+    net = small_net(n_models=n_models)
+    initial = [p.detach().clone() for p in net.parameters()]
+    recorded = []
+
+    def record(history):  # callbacks run after the averaged weights are swapped out again
+        recorded.append([p.detach().clone() for p in net.parameters()])
+
+    history = train(net, x, y, n_iter=30, batch_size=16, lr=1e-2, eval_every=1,
+                    ema_decay=ema_decay, callbacks=[record],
+                    generator=torch.Generator().manual_seed(0), **kwargs)
+    return net, initial, recorded, history
+
+
+@pytest.mark.parametrize("n_models", [None, 3])
+def test_weight_averaging_returns_the_moving_average_of_the_trained_weights(n_models):
+    decay = 0.8
+    net, average, recorded, _ = _trained_with_recorded_steps(decay, n_models)
+    for t, weights in enumerate(recorded, start=1):
+        d = min(decay, (1 + t) / (10 + t))
+        average = [d * a + (1 - d) * w for a, w in zip(average, weights, strict=True)]
+    for p, a, last in zip(net.parameters(), average, recorded[-1], strict=True):
+        torch.testing.assert_close(p.detach(), a)
+        assert not torch.allclose(p.detach(), last)  # not the last step's weights
+
+
+def test_weight_averaging_does_not_change_the_trained_trajectory():
+    _, _, plain, _ = _trained_with_recorded_steps(None)
+    _, _, averaged, _ = _trained_with_recorded_steps(0.9)
+    for a, b in zip(plain, averaged, strict=True):
+        for p, q in zip(a, b, strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_validation_scores_and_keeps_the_averaged_weights():
+    x, y = linear_data(12, seed=3, noise=0.5)
+    x_val, y_val = linear_data(200, seed=4, noise=0.5)
+    net = small_net(hidden=(64, 64), epsilon=1e-4)
+    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=400, batch_size=12, lr=2e-2,
+                    l2=0.0, eval_every=10, ema_decay=0.95,
+                    generator=torch.Generator().manual_seed(0))
+    assert history.best_step < 400
+    assert nll(net, x_val, y_val) == pytest.approx(min(history.val_nll), abs=1e-5)
+
+
+def test_zero_decay_is_no_averaging():
+    plain, *_ = _trained_with_recorded_steps(None)
+    averaged, *_ = _trained_with_recorded_steps(0.0)
+    for p, q in zip(plain.parameters(), averaged.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1])
+def test_decay_outside_zero_one_is_refused(decay):
+    x, y = linear_data(32, 0)
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        train(small_net(), x, y, n_iter=5, ema_decay=decay)

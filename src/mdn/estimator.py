@@ -34,10 +34,10 @@ __all__ = ["MDN", "REFERENCE", "load"]
 
 #: The reference MDN of the satellite chlorophyll-a retrieval, as ``MDN(**REFERENCE)``: ten
 #: members fitted on 75 % subsamples, the median of their estimates, its L2 and variance
-#: floor, the full 10,000 iterations at a constant learning rate without validation, early
-#: stopping, clipping or recalibration.
+#: floor, the full 10,000 iterations at a constant learning rate, keeping the last step's
+#: weights, without validation, early stopping, clipping or recalibration.
 REFERENCE = {"n_mix": 5, "hidden": (100,) * 5, "activation": "relu", "lr": 1e-3,
-             "lr_schedule": "constant", "l2": 1e-3, "epsilon": 1e-3,
+             "lr_schedule": "constant", "ema_decay": None, "l2": 1e-3, "epsilon": 1e-3,
              "n_iter": 10_000, "batch": 128, "n_models": 10, "bagging": 0.75,
              "combine": "median", "validation_fraction": 0.0, "patience": None,
              "clip_grad": None, "recalibrate": False}
@@ -77,6 +77,13 @@ class MDN(RegressorMixin, BaseEstimator):
         validation rows).
     lr_patience : int, default=500
         Iterations without a validation gain before "plateau" halves the rate.
+    ema_decay : float or None, default=0.99
+        Keep an exponential moving average of the weights with this decay per iteration
+        (Polyak averaging; 0.99 averages over about the last 100 steps): validation, early
+        stopping and the fitted model use the averaged weights, which carry less of the
+        optimiser's step-to-step noise. On the UCI benchmark's validation rows it gave a
+        better NLL on all 9 sets (naval -6.30 -> -6.83, energy 0.36 -> 0.29,
+        benchmarks/README.md). None: the weights of the last step, as the reference.
     l2 : float, default=1e-4
         L2 penalty ``l2 * sum(W**2)`` on the weight matrices. With the 5-member ensemble,
         1e-4 gave a better held-out NLL than the reference's 1e-3 on the UCI benchmark's
@@ -192,6 +199,7 @@ class MDN(RegressorMixin, BaseEstimator):
         lr: float = 1e-3,
         lr_schedule: str = "constant",
         lr_patience: int = 500,
+        ema_decay: float | None = 0.99,
         l2: float = 1e-4,
         n_iter: int = 10_000,
         batch: int = 128,
@@ -218,6 +226,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.lr_patience = lr_patience
+        self.ema_decay = ema_decay
         self.l2 = l2
         self.n_iter = n_iter
         self.batch = batch
@@ -314,6 +323,7 @@ class MDN(RegressorMixin, BaseEstimator):
             lr=self.lr,
             lr_schedule=self.lr_schedule,
             lr_patience=self.lr_patience,
+            ema_decay=self.ema_decay,
             l2=self.l2,
             clip_grad=self.clip_grad,
             patience=self.patience,
@@ -439,6 +449,7 @@ class MDN(RegressorMixin, BaseEstimator):
         real("epsilon", 0)
         real("clip_grad", 0, allow_none=True)
         real("validation_fraction", 0, strict=False, high=1)
+        real("ema_decay", 0, strict=False, high=1, allow_none=True)
         choice("covariance", COVARIANCE_TYPES)
         choice("activation", tuple(sorted(ACTIVATIONS)))
         choice("target_transform", TARGET_TRANSFORMS)
@@ -844,6 +855,8 @@ def _params_to_json(params: dict) -> dict:
 
 def _params_from_json(params: dict) -> dict:
     out = dict(params)
+    # Files written before weight averaging existed describe models trained without it.
+    out.setdefault("ema_decay", None)
     out["hidden"] = tuple(out["hidden"])
     for key in ("scaler_x", "scaler_y"):
         value = out.get(key)

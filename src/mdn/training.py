@@ -225,6 +225,42 @@ class _ReluBackprop:
         return member_loss.detach()
 
 
+class _WeightAverage:
+    """An exponential moving average of the weights (Polyak averaging).
+
+    The optimiser keeps stepping the trained weights; the average is what validation
+    scores, what the best weights keep and what training returns. Its decay warms up as
+    ``min(decay, (1 + t) / (10 + t))`` so that the first steps do not tie the average to
+    the initial weights.
+    """
+
+    def __init__(self, parameters: Sequence[Tensor], decay: float) -> None:
+        # Detached views stay valid: parameters are only ever updated in place.
+        self.weights = [p.detach() for p in parameters]
+        self.decay = decay
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the average afresh from the current weights."""
+        self.average = [w.clone() for w in self.weights]
+        self.steps = 0
+
+    def update(self) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self.average, self.weights, 1.0 - decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """The averaged weights in the network for the duration of the block."""
+        trained = [w.clone() for w in self.weights]
+        torch._foreach_copy_(self.weights, self.average)
+        try:
+            yield
+        finally:
+            torch._foreach_copy_(self.weights, trained)
+
+
 def _hand_backprop_applies(network: nn.Module) -> bool:
     return (isinstance(network, MixtureDensityNetwork) and network.config["activation"] == "relu"
             and all(p.requires_grad for p in network.parameters()))
@@ -330,6 +366,7 @@ def train(
     lr: float = 1e-3,
     lr_schedule: str = "constant",
     lr_patience: int = 500,
+    ema_decay: float | None = None,
     l2: float = 1e-3,
     clip_grad: float | None = None,
     patience: int | None = None,
@@ -373,6 +410,11 @@ def train(
         member); without validation data it keeps the rate constant.
     lr_patience : int
         Iterations without a validation gain before "plateau" halves the rate.
+    ema_decay : float, optional
+        Keep an exponential moving average of the weights with this decay per iteration
+        (Polyak averaging; 0.99 averages over about the last 100 steps). Validation,
+        the best weights and the returned network then use the averaged weights, which
+        are less noisy than the last step's.
     l2 : float
         Penalty ``l2 * sum(W**2)`` on every weight matrix.
     clip_grad : float, optional
@@ -398,6 +440,8 @@ def train(
     """
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if ema_decay is not None and not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay!r}")
     if lr_schedule == "plateau" and patience is not None and lr_patience >= patience:
         warnings.warn(f"lr_schedule='plateau' never lowers the rate when lr_patience "
                       f"({lr_patience}) >= patience ({patience}): members stop first; "
@@ -436,6 +480,9 @@ def train(
     optimizer = _Adam(module, rates, l2)
     gradients = _FlatGradients(list(module.parameters()), n_models)
     by_hand = _ReluBackprop(module) if by_hand else None  # after the gradients exist
+    averaging = (_WeightAverage(list(module.parameters()), ema_decay) if ema_decay is not None
+                 else None)
+    scored = averaging.swapped_in if averaging else contextlib.nullcontext
     good_state = copy.deepcopy(module.state_dict())
     best_state, best_val = None, torch.full((n_models,), math.inf)
     best_step = torch.zeros(n_models, dtype=torch.long)
@@ -472,6 +519,8 @@ def train(
                 factor = 0.5 * (1.0 + math.cos(math.pi * step / n_iter))
                 optimizer.set_lr([rate * factor for rate in rates])
             optimizer.step()
+            if averaging:
+                averaging.update()
             step += 1
             running += loss.detach() / n_models
             running_steps += 1
@@ -494,6 +543,8 @@ def train(
                            "weights with lr=%s", step + 1, ", ".join(f"{r:g}" for r in rates))
             module.load_state_dict(good_state)
             optimizer = _Adam(module, rates, l2)
+            if averaging:
+                averaging.reset()
             if not check_each_step:  # the steps since the last evaluation are undone
                 step = history.step[-1] if history.step else 0
                 bar.reset(total=n_iter)
@@ -503,13 +554,14 @@ def train(
         history.step.append(step)
         history.train_nll.append(mean_loss)
         running, running_steps = torch.zeros((), device=x.device), 0
-        good_state = copy.deepcopy(module.state_dict())
         postfix = {"train_nll": f"{mean_loss:.4f}"}
-        if validate:
-            network.eval()
-            with torch.no_grad():
+        with torch.no_grad(), scored():
+            good_state = copy.deepcopy(module.state_dict())
+            if validate:
+                network.eval()
                 val = _process_mean(_member_nll(network, x_val, y_val).reshape(n_models)).cpu()
-            network.train()
+                network.train()
+        if validate:
             history.val_nll.append(float(val.mean()))
             if ensemble:
                 history.member_val_nll.append(val.tolist())
@@ -542,10 +594,11 @@ def train(
             break
     bar.close()
     history.n_iter = step
+    if best_state is None:
+        best_step[:] = step
+        best_state = good_state if averaging else None  # the average at the last evaluation
     if best_state is not None:
         module.load_state_dict(best_state)
-    else:
-        best_step[:] = step
     history.best_step = int(best_step.max())
     if ensemble:
         history.member_best_step = best_step.tolist()
