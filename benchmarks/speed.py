@@ -111,7 +111,7 @@ import resource, time, numpy as np, torch, mdn
 torch.set_num_threads(1)
 rng = np.random.default_rng(0)
 x = rng.normal(size=(2000, 7)); y = x[:, 0] + 0.1 * rng.normal(size=2000)
-model = mdn.MDN(n_iter=50, verbose=0, random_state=0).fit(x, y)
+model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0).fit(x, y)
 torch.set_num_threads(2)
 X = rng.normal(size=({rows}, 7))
 model.predict(X[:100_000])

@@ -60,13 +60,16 @@ CHOSEN_2 = ROUND_2["recalibration from 500 validation rows"]
 ROUND_3 = {
     "round 2 choice": CHOSEN_2,
     "recalibration at any size": {**CHOSEN_2, "recalibrate": True},
-    "bagging=0.75": {**CHOSEN_2, "bagging": 0.75},
-    "validation_fraction=0.2": {**CHOSEN_2, "validation_fraction": 0.2},
-    "l2=1e-3": {**CHOSEN_2, "l2": 1e-3},
+    "round 2 choice + bagging=0.75": {**CHOSEN_2, "bagging": 0.75},
+    "round 2 choice + validation_fraction=0.2": {**CHOSEN_2, "validation_fraction": 0.2},
+    "round 2 choice + l2=1e-3": {**CHOSEN_2, "l2": 1e-3},
     "weight average 0.98": {**CHOSEN_2, "ema_decay": 0.98},
     "weight average 0.99": {**CHOSEN_2, "ema_decay": 0.99},
     "weight average 0.999": {**CHOSEN_2, "ema_decay": 0.999},
+    "weight average 0.99 + recalibration at any size": {**CHOSEN_2, "ema_decay": 0.99,
+                                                        "recalibrate": True},
 }
+assert not (ROUND_1.keys() & ROUND_2.keys() or (ROUND_1.keys() | ROUND_2.keys()) & ROUND_3.keys())
 CANDIDATES = {**ROUND_1, **ROUND_2, **ROUND_3}
 
 

@@ -463,13 +463,20 @@ def _trained_with_recorded_steps(ema_decay, n_models=None, **kwargs):
     return net, initial, recorded, history
 
 
+def _moving_averages(initial, recorded, decay):
+    averages, average = [], initial
+    for t, weights in enumerate(recorded, start=1):
+        d = min(decay, (1 + t) / (10 + t))
+        average = [d * a + (1 - d) * w for a, w in zip(average, weights, strict=True)]
+        averages.append(average)
+    return averages
+
+
 @pytest.mark.parametrize("n_models", [None, 3])
 def test_weight_averaging_returns_the_moving_average_of_the_trained_weights(n_models):
     decay = 0.8
     net, average, recorded, _ = _trained_with_recorded_steps(decay, n_models)
-    for t, weights in enumerate(recorded, start=1):
-        d = min(decay, (1 + t) / (10 + t))
-        average = [d * a + (1 - d) * w for a, w in zip(average, weights, strict=True)]
+    average = _moving_averages(average, recorded, decay)[-1]
     for p, a, last in zip(net.parameters(), average, recorded[-1], strict=True):
         torch.testing.assert_close(p.detach(), a)
         assert not torch.allclose(p.detach(), last)  # not the last step's weights
@@ -483,15 +490,44 @@ def test_weight_averaging_does_not_change_the_trained_trajectory():
             torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
-def test_validation_scores_and_keeps_the_averaged_weights():
+def test_each_member_keeps_the_average_of_its_own_best_step():
+    # Twelve noisy points and a wide ReLU net (backpropagated by hand): members overfit
+    # and stop at different steps.
     x, y = linear_data(12, seed=3, noise=0.5)
     x_val, y_val = linear_data(200, seed=4, noise=0.5)
-    net = small_net(hidden=(64, 64), epsilon=1e-4)
-    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=400, batch_size=12, lr=2e-2,
-                    l2=0.0, eval_every=10, ema_decay=0.95,
-                    generator=torch.Generator().manual_seed(0))
-    assert history.best_step < 400
-    assert nll(net, x_val, y_val) == pytest.approx(min(history.val_nll), abs=1e-5)
+    torch.manual_seed(0)
+    net = MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=(64, 64), n_models=3,
+                                epsilon=1e-4)
+    initial = [p.detach().clone() for p in net.parameters()]
+    recorded = []
+    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=600, batch_size=12, lr=2e-2,
+                    l2=0.0, eval_every=1, patience=40, ema_decay=0.9,
+                    callbacks=[lambda h: recorded.append([p.detach().clone()
+                                                          for p in net.parameters()])],
+                    generator=[torch.Generator().manual_seed(e) for e in range(3)])
+    averages = _moving_averages(initial, recorded, 0.9)
+    best = history.member_best_step
+    assert len(set(best)) > 1 and max(best) < history.n_iter
+    for e, step in enumerate(best):
+        for p, a in zip(net.parameters(), averages[step - 1], strict=True):
+            torch.testing.assert_close(p.detach()[e], a[e])
+        # Validation scored the average: the member's best NLL is that of its average.
+        assert history.member_val_nll[step - 1][e] == min(v[e] for v in history.member_val_nll)
+
+
+@pytest.mark.parametrize("bad_call", [30, 31])
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_gpu_style_recovery_restarts_the_average_too(monkeypatch, where, bad_call):
+    """Without a check per step (as on a GPU), a bad step poisons the trained weights and
+    the average until the next evaluation finds it; both restart from the saved average."""
+    monkeypatch.setattr(training, "_checks_each_step", lambda device: False)
+    x, y = linear_data(64, seed=0)
+    net = InjectNaN(small_net(), bad_calls={bad_call}, where=where)
+    history = train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=30,
+                    ema_decay=0.9, generator=torch.Generator().manual_seed(0))
+    assert history.recoveries == 1
+    assert history.step == [30, 60] and all(math.isfinite(v) for v in history.train_nll)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
 def test_zero_decay_is_no_averaging():

@@ -261,6 +261,11 @@ class _WeightAverage:
             torch._foreach_copy_(self.weights, trained)
 
 
+def _checks_each_step(device: torch.device) -> bool:
+    """Whether the loop may sync the host after each step to look for non-finite values."""
+    return device.type == "cpu"
+
+
 def _hand_backprop_applies(network: nn.Module) -> bool:
     return (isinstance(network, MixtureDensityNetwork) and network.config["activation"] == "relu"
             and all(p.requires_grad for p in network.parameters()))
@@ -410,11 +415,13 @@ def train(
         member); without validation data it keeps the rate constant.
     lr_patience : int
         Iterations without a validation gain before "plateau" halves the rate.
-    ema_decay : float, optional
-        Keep an exponential moving average of the weights with this decay per iteration
-        (Polyak averaging; 0.99 averages over about the last 100 steps). Validation,
-        the best weights and the returned network then use the averaged weights, which
-        are less noisy than the last step's.
+    ema_decay : float in [0, 1), optional
+        Keep an exponential moving average of the weights with decay
+        ``min(ema_decay, (1 + t) / (10 + t))`` at iteration t (Polyak averaging; 0.99
+        averages over about the last 100 steps once t > 890). Validation, the best
+        weights, the recovery point and the returned network then use the averaged
+        weights, which are less noisy than the last step's; the optimiser keeps stepping
+        the trained ones.
     l2 : float
         Penalty ``l2 * sum(W**2)`` on every weight matrix.
     clip_grad : float, optional
@@ -434,6 +441,7 @@ def train(
         0: silent; 1: progress bar with the running losses; 2: also log each evaluation.
     callbacks : sequence of callables
         Called with the ``History`` after each evaluation; returning True stops training.
+        The network then holds the trained weights (not the average that was scored).
     max_recoveries : int
         Non-finite losses tolerated (each restarts from the last good weights at half the
         learning rate) before ``TrainingDiverged`` is raised.
@@ -473,7 +481,7 @@ def train(
     validate = x_val is not None and y_val is not None and len(x_val) > 0
     # Syncing the host on every step stalls a GPU; there, non-finite values are looked for
     # once per evaluation, and the weights saved at the previous one are restored.
-    check_each_step = x.device.type == "cpu"
+    check_each_step = _checks_each_step(x.device)
     history = History()
     rates = [lr] * n_models  # each member's rate before the schedule's factor
     last_cut = torch.zeros(n_models, dtype=torch.long)  # when "plateau" last halved it
@@ -522,7 +530,10 @@ def train(
             if averaging:
                 averaging.update()
             step += 1
-            running += loss.detach() / n_models
+            if check_each_step:
+                running += loss.detach() / n_models
+            else:  # a non-finite gradient must show at the evaluation too (0 * inf is NaN)
+                running += (loss.detach() + 0 * norms.sum()) / n_models
             running_steps += 1
             bar.update(1)
             if step % eval_every and step != n_iter:
