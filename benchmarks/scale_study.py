@@ -1,7 +1,7 @@
 """How far a component scale fitted on the validation rows carries to fresh rows.
 
 For each of the first ``--splits`` published splits of one UCI set, ``MDN()`` (the
-defaults) is fitted on 80 % of the training rows, as ``tune.py`` does; the other 20 % are
+defaults) is fitted on 80 % of the training rows, those of ``tune.py``; the other 20 % are
 the fresh rows (the test rows are never read). The component scale with the lowest NLL on
 the model's own validation rows (a grid from 0.6 to 2) is then applied unchanged ("mle")
 and shrunk halfway towards 1 in log space ("half"), and the fresh rows' NLL and 90 %
@@ -16,6 +16,7 @@ import argparse
 import json
 
 import numpy as np
+from tune import tuning_rows
 from uci import DEFAULT_DATA, load_split
 
 GRID = np.round(np.exp(np.linspace(np.log(0.6), np.log(2.0), 61)), 4)
@@ -28,8 +29,7 @@ def study(name: str, split: int) -> dict:
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(DEFAULT_DATA, name, split)
-    order = np.random.default_rng(1000 + split).permutation(len(X))
-    held, fit = order[: len(X) // 5], order[len(X) // 5 :]
+    held, fit = tuning_rows(len(X), split)
     model = MDN(random_state=split, verbose=0).fit(X[fit], y[fit])
     _, val = model._split(len(fit), torch.Generator().manual_seed(model._seeds()[1]))
     x_val, y_val = X[fit][val.numpy()], y[fit][val.numpy()]

@@ -73,6 +73,12 @@ assert not (ROUND_1.keys() & ROUND_2.keys() or (ROUND_1.keys() | ROUND_2.keys())
 CANDIDATES = {**ROUND_1, **ROUND_2, **ROUND_3}
 
 
+def tuning_rows(n: int, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out 20 % and the fitting 80 % of a split's ``n`` training rows."""
+    order = np.random.default_rng(1000 + split).permutation(n)
+    return order[: n // 5], order[n // 5 :]
+
+
 def run(data: Path, name: str, split: int, label: str) -> dict:
     import torch
 
@@ -80,8 +86,7 @@ def run(data: Path, name: str, split: int, label: str) -> dict:
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(data, name, split)  # the test rows are never loaded into use
-    order = np.random.default_rng(1000 + split).permutation(len(X))
-    held, fit = order[: len(X) // 5], order[len(X) // 5 :]
+    held, fit = tuning_rows(len(X), split)
     start = time.perf_counter()
     params = {"random_state": split, "verbose": 0, **CANDIDATES[label]}
     model = MDN(**params).fit(X[fit], y[fit])

@@ -237,6 +237,7 @@ class _WeightAverage:
     def __init__(self, parameters: Sequence[Tensor], decay: float) -> None:
         # Detached views stay valid: parameters are only ever updated in place.
         self.weights = [p.detach() for p in parameters]
+        self.trained = [w.clone() for w in self.weights]  # holds them while the average is in
         self.decay = decay
         self.reset()
 
@@ -253,12 +254,12 @@ class _WeightAverage:
     @contextlib.contextmanager
     def swapped_in(self):
         """The averaged weights in the network for the duration of the block."""
-        trained = [w.clone() for w in self.weights]
+        torch._foreach_copy_(self.trained, self.weights)
         torch._foreach_copy_(self.weights, self.average)
         try:
             yield
         finally:
-            torch._foreach_copy_(self.weights, trained)
+            torch._foreach_copy_(self.weights, self.trained)
 
 
 def _checks_each_step(device: torch.device) -> bool:
