@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import optimize, stats
 
 import mdn.calibration
 from mdn import MDN, GaussianMixture
-from mdn.calibration import AUTO_MIN_ROWS, fit_recalibration, recalibrate
+from mdn.calibration import AUTO_MIN_ROWS, SCALE_PRIOR_SD, fit_recalibration, recalibrate
 from mdn.datasets import make_inverted_sine
 
 
@@ -138,8 +140,9 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
     X, y = sine
     seen = {}
 
-    def fake(mixture, y_val, *, members):
-        seen.update(batch=tuple(mixture.batch_shape), rows=len(y_val), members=members)
+    def fake(mixture, y_val, *, members, scale_prior_sd):
+        seen.update(batch=tuple(mixture.batch_shape), rows=len(y_val), members=members,
+                    prior=scale_prior_sd)
         return 0.5, 2.0
 
     monkeypatch.setattr(mdn.calibration, "fit_recalibration", fake)
@@ -147,15 +150,22 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
                   verbose=0)
     model = MDN(recalibrate=True, **params).fit(X, y)
     assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
-    assert seen == {"batch": (2, 150), "rows": 150, "members": True}
-    # "auto" needs AUTO_MIN_ROWS validation rows: 150 are too few, 600 enough.
+    assert seen == {"batch": (2, 150), "rows": 150, "members": True, "prior": None}
+    model = MDN(recalibrate="scale", **params).fit(X, y)  # the scale alone, under the prior
+    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
+    assert seen["prior"] == SCALE_PRIOR_SD
+    # "auto" fits the scale alone below AUTO_MIN_ROWS validation rows (150 here) and lets
+    # BIC choose both values from there (600).
     seen.clear()
-    model = MDN(**params).fit(X, y)
-    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0) and not seen
+    MDN(**params).fit(X, y)
+    assert seen["rows"] == 150 and seen["prior"] == SCALE_PRIOR_SD
     X_large, y_large = make_inverted_sine(2400, random_state=1)
     model = MDN(**params).fit(X_large, y_large)
     assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
-    assert seen["rows"] == 600 >= AUTO_MIN_ROWS
+    assert seen["rows"] == 600 >= AUTO_MIN_ROWS and seen["prior"] is None
+    seen.clear()
+    model = MDN(recalibrate=False, **params).fit(X_large, y_large)
+    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0) and not seen
 
 
 def test_recalibration_changes_the_distribution_not_the_networks(sine, fitted_pair):
@@ -197,14 +207,16 @@ def test_no_recalibration_without_validation_rows(sine):
                   verbose=0)
     model = MDN(**params).fit(X, y)
     assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
-    with pytest.warns(UserWarning, match="recalibrate=True needs validation rows"):
-        model = MDN(recalibrate=True, **params).fit(X, y)
-    assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
+    for value in (True, "scale"):
+        with pytest.warns(UserWarning, match=f"recalibrate={value!r} needs validation rows"):
+            model = MDN(recalibrate=value, **params).fit(X, y)
+        assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
 
 
 def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
     X, y = sine
-    model = MDN(n_iter=50, n_models=1, hidden=(8,), random_state=0, verbose=0).fit(X, y)
+    model = MDN(n_iter=50, n_models=1, hidden=(8,), recalibrate=False, random_state=0,
+                verbose=0).fit(X, y)
     assert model.members_ == [model]
     model.component_scale_ = 1.5
     (member,) = model.members_
@@ -229,10 +241,10 @@ def test_members_are_not_recalibrated_and_files_keep_the_values(sine, fitted_pai
                                   calibrated.log_prob(X[:20], y[:20]))
 
 
-@pytest.mark.parametrize("value", [1, "yes", None, "AUTO"])
-def test_recalibrate_must_be_auto_or_a_bool(sine, value):
+@pytest.mark.parametrize("value", [1, "yes", None, "AUTO", "Scale"])
+def test_recalibrate_must_be_auto_scale_or_a_bool(sine, value):
     X, y = sine
-    with pytest.raises(ValueError, match='recalibrate must be "auto", True or False'):
+    with pytest.raises(ValueError, match='recalibrate must be "auto", "scale", True or False'):
         MDN(recalibrate=value).fit(X, y)
 
 
@@ -243,3 +255,46 @@ def test_bic_keeps_no_change_when_the_rows_do_not_ask_for_one():
     mixture = gaussians(torch.as_tensor(mean[None] + rng.normal(0, 0.3, (3, 20, 1))), 1.0)
     y = torch.as_tensor(mean + rng.normal(0.0, 1.0, size=(20, 1)))
     assert fit_recalibration(mixture, y, members=True) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("members", [False, True])
+def test_a_scale_prior_fits_the_scale_alone_without_a_criterion(covariance, members):
+    """Rows the mixture describes well and too few for BIC: with a prior the scale alone is
+    still fitted. For one Gaussian per row, the maximum likelihood scale is
+    sqrt(mean squared Mahalanobis distance / D); an ensemble's members stay where they are."""
+    rng = np.random.default_rng(5)
+    n, d = 20, 2
+    mean = rng.normal(size=(n, d))
+    y = torch.as_tensor(mean + rng.normal(0.0, 1.0, size=(n, d)))
+    if members:
+        shifted = mean[None] + rng.normal(0.0, 0.3, (3, n, d))
+        mixture = gaussians(torch.as_tensor(shifted), 1.0, covariance)
+        assert fit_recalibration(mixture, y, members=True) == (1.0, 1.0)
+        spread, scale = fit_recalibration(mixture, y, members=True, scale_prior_sd=math.inf)
+        assert spread == 1.0 and scale != 1.0
+        before = -mixture.pool(0).log_prob(y).mean()
+        after = -recalibrate(mixture, 1.0, scale, members=True).pool(0).log_prob(y).mean()
+        assert after < before
+        return
+    mixture = gaussians(torch.as_tensor(mean), 1.0, covariance)
+    assert fit_recalibration(mixture, y, members=False) == (1.0, 1.0)
+    spread, scale = fit_recalibration(mixture, y, members=False, scale_prior_sd=math.inf)
+    expected = np.sqrt(((y.numpy() - mean) ** 2).sum(1).mean() / d)
+    assert spread == 1.0 and scale != 1.0
+    assert scale == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("prior_sd", [0.05, 0.1, 0.5])
+def test_the_scale_under_a_prior_is_the_maximum_a_posteriori_value(prior_sd):
+    """One Gaussian per row, D = 1: the posterior of u = log(scale) peaks where
+    n (1 - m exp(-2u)) + u / prior_sd^2 = 0, with m the mean squared standardised residual."""
+    rng = np.random.default_rng(6)
+    n = 40
+    y = torch.as_tensor(rng.normal(0.0, 1.6, size=(n, 1)))
+    m = float(y.square().mean())
+    peak = optimize.brentq(lambda u: n * (1 - m * np.exp(-2 * u)) + u / prior_sd**2, -3, 3)
+    _, scale = fit_recalibration(gaussians(torch.zeros(n, 1), 1.0), y, members=False,
+                                 scale_prior_sd=prior_sd)
+    assert scale == pytest.approx(np.exp(peak), rel=1e-4)
+    assert 1.0 < scale < np.sqrt(m)  # pulled from the likelihood's peak towards 1

@@ -43,6 +43,7 @@ REFERENCE = {"n_mix": 5, "hidden": (100,) * 5, "activation": "relu", "lr": 1e-3,
              "clip_grad": None, "recalibrate": False}
 POINTS = ("top", "mean", "mode", "median")
 COMBINES = ("median", "mixture")
+RECALIBRATIONS = ("auto", "scale")  # besides True and False
 TARGET_TRANSFORMS = (None, "log")
 # Scikit-learn scalers a model file may name and rebuild; other transformer objects are
 # stored as a description only (their fitted scaling is always stored exactly).
@@ -128,18 +129,21 @@ class MDN(RegressorMixin, BaseEstimator):
         estimates (the reference behaviour) or the point estimate of the equal-weight
         mixture of the members' mixtures. ``predict_dist``, ``predict_interval``,
         ``log_prob``, ``score`` and ``sample`` always use that mixture.
-    recalibrate : {"auto", True, False}, default="auto"
-        After training, fit two numbers on the validation rows by their NLL, keeping each
-        only where the Bayesian information criterion asks for it (``mdn.calibration``):
-        ``member_spread_`` moves each member's mixture towards or away from the ensemble's
-        centre (pooled members that are each calibrated are under-confident when their
-        errors are independent), and ``component_scale_`` multiplies every component's
-        standard deviation. They change ``predict_dist``, ``predict_interval``,
-        ``log_prob``, ``score``, ``sample`` and the "mixture" combine, not the members'
-        own estimates. "auto" recalibrates when there are at least
-        ``mdn.calibration.AUTO_MIN_ROWS`` (500) validation rows: those rows also chose the
-        best weights, and on fewer of them the fit followed their noise (UCI yacht, 22
-        rows: held-out NLL 0.25 -> 0.43; naval, 860 rows: -5.85 -> -6.30). No effect
+    recalibrate : {"auto", "scale", True, False}, default="auto"
+        After training, fit the predictive mixture to the validation rows by their NLL
+        (``mdn.calibration``), with two numbers: ``member_spread_`` moves each member's
+        mixture towards or away from the ensemble's centre (pooled members that are each
+        calibrated are under-confident when their errors are independent), and
+        ``component_scale_`` multiplies every component's standard deviation. They change
+        ``predict_dist``, ``predict_interval``, ``log_prob``, ``score``, ``sample`` and the
+        "mixture" combine, not the members' own estimates. True fits both, keeping each
+        only where the Bayesian information criterion asks for it. "scale" fits
+        ``component_scale_`` alone, pulled towards 1 by a prior
+        (``mdn.calibration.SCALE_PRIOR_SD``) the more the fewer the rows: those rows also
+        chose the best weights, so they flatter the model. "auto" does "scale" below
+        ``mdn.calibration.AUTO_MIN_ROWS`` (500) validation rows and True from there: on
+        fewer rows BIC's choice followed their noise (UCI yacht, 22 rows: held-out NLL
+        0.25 -> 0.43), on more it paid (naval, 860 rows: -5.85 -> -6.30). No effect
         without validation rows.
     random_state : int, RandomState or None, default=None
         Seeds the initial weights, the validation split and the minibatch order.
@@ -337,23 +341,26 @@ class MDN(RegressorMixin, BaseEstimator):
         )
         self.network_ = network
         self.member_spread_, self.component_scale_ = 1.0, 1.0
-        if self.recalibrate is True and x_val is None:
-            warnings.warn("recalibrate=True needs validation rows, and validation_fraction=0 "
-                          "leaves none: the model is not recalibrated", UserWarning,
-                          stacklevel=2)
-        if x_val is not None and (self.recalibrate is True or (
-                self.recalibrate == "auto" and len(x_val) >= calibration.AUTO_MIN_ROWS)):
-            self._fit_recalibration(x_val, y_val)
+        if self.recalibrate is not False and self.recalibrate != "auto" and x_val is None:
+            warnings.warn(f"recalibrate={self.recalibrate!r} needs validation rows, and "
+                          "validation_fraction=0 leaves none: the model is not recalibrated",
+                          UserWarning, stacklevel=2)
+        if x_val is not None and self.recalibrate is not False:
+            scale_only = self.recalibrate == "scale" or (
+                self.recalibrate == "auto" and len(x_val) < calibration.AUTO_MIN_ROWS)
+            self._fit_recalibration(x_val, y_val, scale_only=scale_only)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
         return self
 
-    def _fit_recalibration(self, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+    def _fit_recalibration(self, x_val: torch.Tensor, y_val: torch.Tensor, *,
+                           scale_only: bool) -> None:
         self.network_.eval()
         with torch.no_grad():
             mixture = self.network_(x_val)
         self.member_spread_, self.component_scale_ = calibration.fit_recalibration(
-            mixture.to("cpu"), y_val.cpu(), members=self._n_members > 1)
+            mixture.to("cpu"), y_val.cpu(), members=self._n_members > 1,
+            scale_prior_sd=calibration.SCALE_PRIOR_SD if scale_only else None)
 
     def _seeds(self) -> tuple[int, int]:
         """The seed of member 0 (member e uses seed + e) and the seed of the validation split.
@@ -460,8 +467,8 @@ class MDN(RegressorMixin, BaseEstimator):
         choice("combine", COMBINES)
         choice("lr_schedule", LR_SCHEDULES)
         if not (self.recalibrate is True or self.recalibrate is False
-                or (isinstance(self.recalibrate, str) and self.recalibrate == "auto")):
-            raise ValueError(f'recalibrate must be "auto", True or False, got '
+                or (isinstance(self.recalibrate, str) and self.recalibrate in RECALIBRATIONS)):
+            raise ValueError(f'recalibrate must be "auto", "scale", True or False, got '
                              f"{self.recalibrate!r}")
         hidden = self.hidden
         if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
