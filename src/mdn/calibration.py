@@ -121,6 +121,7 @@ def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
                               mixture.covariance_type, validate=False, _normalized=True)
     y = y.detach().double()
     n = y.shape[0]
+    scale_only = scale_prior_sd is not None
 
     def nll_and_gradient(values: np.ndarray) -> tuple[float, np.ndarray]:
         params = torch.tensor(values, dtype=torch.float64, requires_grad=True)
@@ -131,7 +132,6 @@ def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
         nll.backward()
         return float(nll.detach()), params.grad.numpy()
 
-    scale_only = scale_prior_sd is not None
     scale_bounds = tuple(np.log(SCALE_BOUNDS))
     # Without a criterion, "no change" only wins where the fit itself fails.
     no_change = np.inf if scale_only else 2 * n * nll_and_gradient(np.array([1.0, 0.0]))[0]
