@@ -5,8 +5,10 @@ recalibration is fitted on 80 % of the training rows, those of ``tune.py``; the 
 are the fresh rows (the test rows are never read). The component scale is then fitted on
 the model's own validation rows (``mdn.calibration.fit_recalibration``),
 by maximum likelihood ("mle") and under normal priors on its logarithm of the standard
-deviations in ``--prior-sds`` ("prior 0.1", ...), and the fresh rows' NLL and 90 %
-coverage under each are printed per split as JSON lines:
+deviations in ``--prior-sds`` ("prior 0.1", ...); under ``SCALE_PRIOR_SD`` the tail weight
+is fitted as well ("prior 0.2 + tail", as ``recalibrate="scale"`` does). The fresh rows'
+NLL and 90 % coverage under each are printed per split as JSON lines, after the fitted
+value (the scale, or the tail weight):
 
     .venv/bin/python benchmarks/scale_study.py concrete --splits 20
 """
@@ -25,7 +27,7 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     import torch
 
     from mdn import MDN
-    from mdn.calibration import fit_recalibration
+    from mdn.calibration import SCALE_PRIOR_SD, fit_recalibration, fit_tail_weight
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(DEFAULT_DATA, name, split)
@@ -36,13 +38,20 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     x_val, y_val = X[fit][val.numpy()], y[fit][val.numpy()]
     ((_, members),) = model._member_distributions(x_val)  # one chunk: few rows
     out = {"split": split, "n_val": len(val)}
+    targets, ensemble = torch.as_tensor(y_val).reshape(len(val), -1), model._n_members > 1
     for sd in [math.inf, *prior_sds]:
         label = "mle" if sd == math.inf else f"prior {sd}"
-        _, scale = fit_recalibration(members, torch.as_tensor(y_val).reshape(len(val), -1),
-                                     members=model._n_members > 1, scale_prior_sd=sd)
+        _, scale = fit_recalibration(members, targets, members=ensemble, scale_prior_sd=sd)
         model.component_scale_ = scale
         scores = model.evaluate(X[held], y[held])
         out[label] = (round(scale, 4), scores["nll"], scores["coverage_90"])
+        if sd == SCALE_PRIOR_SD:  # what recalibrate="scale" does
+            model.tail_weight_ = fit_tail_weight(members, targets, members=ensemble,
+                                                 component_scale=scale)
+            scores = model.evaluate(X[held], y[held])
+            out[f"{label} + tail"] = (round(model.tail_weight_, 4), scores["nll"],
+                                      scores["coverage_90"])
+            model.tail_weight_ = 0.0
     model.component_scale_ = 1.0
     scores = model.evaluate(X[held], y[held])
     out["none"] = (1.0, scores["nll"], scores["coverage_90"])
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset")
     parser.add_argument("--splits", type=int, default=20)
-    parser.add_argument("--prior-sds", default="0.05,0.1,0.2")
+    parser.add_argument("--prior-sds", default="0.2")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
     sds = [float(v) for v in args.prior_sds.split(",")]

@@ -11,7 +11,15 @@ from scipy import optimize, stats
 
 import mdn.calibration
 from mdn import MDN, GaussianMixture
-from mdn.calibration import AUTO_MIN_ROWS, SCALE_PRIOR_SD, fit_recalibration, recalibrate
+from mdn.calibration import (
+    AUTO_MIN_ROWS,
+    SCALE_PRIOR_SD,
+    TAIL_BOUNDS,
+    TAIL_SCALE,
+    fit_recalibration,
+    fit_tail_weight,
+    recalibrate,
+)
 from mdn.datasets import make_inverted_sine
 
 
@@ -117,6 +125,72 @@ def test_fit_keeps_a_calibrated_mixture_and_ignores_missing_targets():
     assert scale == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("members", [False, True])
+def test_the_tail_is_a_copy_of_the_mixture_three_times_as_wide(covariance, members):
+    mixture = random_ensemble(covariance) if members else random_ensemble(covariance)[0]
+    y = torch.randn(7, 2, dtype=torch.float64)
+    w, spread, scale = 0.2, 0.7 if members else 1.0, 1.3
+
+    def log_density(component_scale):
+        changed = recalibrate(mixture, spread, component_scale, members=members)
+        return (changed.pool(0) if members else changed).log_prob(y)
+
+    changed = recalibrate(mixture, spread, scale, w, members=members)
+    expected = torch.logaddexp(math.log(1 - w) + log_density(scale),
+                               math.log(w) + log_density(scale * TAIL_SCALE))
+    torch.testing.assert_close((changed.pool(0) if members else changed).log_prob(y), expected)
+    assert changed.n_components == 2 * mixture.n_components
+
+
+def contaminated(n: int, share: float, seed: int) -> torch.Tensor:
+    """n draws of N(0, 1), a ``share`` of them replaced by draws of N(0, TAIL_SCALE**2)."""
+    rng = np.random.default_rng(seed)
+    wide = rng.random(n) < share
+    return torch.as_tensor(rng.normal(0.0, np.where(wide, TAIL_SCALE, 1.0))[:, None])
+
+
+def test_the_tail_weight_is_the_maximum_likelihood_value():
+    y = contaminated(400, 0.1, seed=7)
+    mixture = gaussians(torch.zeros(400, 1), 1.0)
+    body, tail = stats.norm(0, 1).pdf(y.numpy()[:, 0]), stats.norm(0, TAIL_SCALE).pdf(
+        y.numpy()[:, 0])
+    best = optimize.minimize_scalar(lambda w: -np.log((1 - w) * body + w * tail).sum(),
+                                    bounds=TAIL_BOUNDS, method="bounded",
+                                    options={"xatol": 1e-10})
+    weight = fit_tail_weight(mixture, y, members=False)
+    assert 0 < weight < TAIL_BOUNDS[1]
+    assert weight == pytest.approx(best.x, abs=1e-6)
+
+
+def test_the_tail_weight_recovers_the_share_of_wide_rows():
+    y = contaminated(20_000, 0.08, seed=8)
+    assert fit_tail_weight(gaussians(torch.zeros(20_000, 1), 1.0), y,
+                           members=False) == pytest.approx(0.08, abs=0.015)
+
+
+def test_the_tail_weight_stays_at_its_bounds_where_the_rows_ask_to_go_beyond():
+    rng = np.random.default_rng(9)
+    n = 500
+    narrow = torch.as_tensor(rng.normal(0.0, 0.5, size=(n, 1)))
+    wide = torch.as_tensor(rng.normal(0.0, TAIL_SCALE, size=(n, 1)))
+    mixture = gaussians(torch.zeros(n, 1), 1.0)
+    assert fit_tail_weight(mixture, narrow, members=False) == 0.0
+    assert fit_tail_weight(mixture, wide, members=False) == TAIL_BOUNDS[1]
+
+
+def test_the_tail_weight_uses_the_given_scale_and_marginalises_missing_targets():
+    """Rows of N(0, 2^2): with the scale 2 given they need no tail; under the unit scale
+    they do. A missing entry is marginalised out, not propagated."""
+    rng = np.random.default_rng(10)
+    n = 1000
+    y = torch.as_tensor(rng.normal(0.0, 2.0, size=(n, 2)))
+    y[::3, 1] = math.nan
+    mixture = gaussians(torch.zeros(n, 2), 1.0)
+    assert fit_tail_weight(mixture, y, members=False) > 0.2
+    assert fit_tail_weight(mixture, y, members=False, component_scale=2.0) < 0.02
+
+
 # ---------------------------------------------------------------------- the estimator
 @pytest.fixture(scope="module")
 def sine():
@@ -132,7 +206,7 @@ def fitted_pair(sine):
               "verbose": 0}
     plain = MDN(recalibrate=False, **params).fit(X, y)
     calibrated = MDN(recalibrate=True, **params).fit(X, y)
-    calibrated.member_spread_, calibrated.component_scale_ = 0.6, 1.3
+    calibrated.member_spread_, calibrated.component_scale_, calibrated.tail_weight_ = 0.6, 1.3, 0.05
     return plain, calibrated
 
 
@@ -145,24 +219,32 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
                     prior=scale_prior_sd)
         return 0.5, 2.0
 
+    def fake_tail(mixture, y_val, *, members, component_scale):
+        seen.update(tail_scale=component_scale)
+        return 0.25
+
     monkeypatch.setattr(mdn.calibration, "fit_recalibration", fake)
+    monkeypatch.setattr(mdn.calibration, "fit_tail_weight", fake_tail)
     params = dict(n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0,
                   verbose=0)
     model = MDN(recalibrate=True, **params).fit(X, y)
-    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
+    assert (model.member_spread_, model.component_scale_, model.tail_weight_) == (0.5, 2.0, 0.0)
     assert seen == {"batch": (2, 150), "rows": 150, "members": True, "prior": None}
-    model = MDN(recalibrate="scale", **params).fit(X, y)  # the scale alone, under the prior
-    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
-    assert seen["prior"] == SCALE_PRIOR_SD
+    # The scale alone, under the prior, and then the tail given that scale.
+    model = MDN(recalibrate="scale", **params).fit(X, y)
+    assert (model.member_spread_, model.component_scale_, model.tail_weight_) == (0.5, 2.0, 0.25)
+    assert seen["prior"] == SCALE_PRIOR_SD and seen["tail_scale"] == 2.0
     # "auto" fits the scale alone below AUTO_MIN_ROWS validation rows (150 here) and lets
     # BIC choose both values from there (600).
     seen.clear()
-    MDN(**params).fit(X, y)
+    assert MDN(**params).fit(X, y).tail_weight_ == 0.25
     assert seen["rows"] == 150 and seen["prior"] == SCALE_PRIOR_SD
     X_large, y_large = make_inverted_sine(2400, random_state=1)
+    seen.clear()
     model = MDN(**params).fit(X_large, y_large)
-    assert (model.member_spread_, model.component_scale_) == (0.5, 2.0)
+    assert (model.member_spread_, model.component_scale_, model.tail_weight_) == (0.5, 2.0, 0.0)
     assert seen["rows"] == 600 >= AUTO_MIN_ROWS and seen["prior"] is None
+    assert "tail_scale" not in seen
     seen.clear()
     model = MDN(recalibrate=False, **params).fit(X_large, y_large)
     assert (model.member_spread_, model.component_scale_) == (1.0, 1.0) and not seen
@@ -179,7 +261,7 @@ def test_recalibration_changes_the_distribution_not_the_networks(sine, fitted_pa
                                   calibrated.predict_members(X[:50]))
     members = plain.network_(torch.as_tensor(
         (X[:50] - plain.x_shift_) / plain.x_scale_, dtype=torch.float32)).to(torch.float64)
-    expected = recalibrate(members, 0.6, 1.3, members=True).pool(0)
+    expected = recalibrate(members, 0.6, 1.3, 0.05, members=True).pool(0)
     z = torch.as_tensor((y[:50].reshape(-1, 1) - plain.y_shift_) / plain.y_scale_)
     log_jacobian = float(np.log(plain.y_scale_).sum())
     np.testing.assert_allclose(calibrated.log_prob(X[:50], y[:50]),
@@ -189,15 +271,17 @@ def test_recalibration_changes_the_distribution_not_the_networks(sine, fitted_pa
     assert not np.allclose(upper - lower, plain_upper - plain_lower)
 
 
-def test_recalibration_does_not_raise_the_validation_nll(sine):
-    """The values are fitted on the validation rows: there, the NLL cannot get worse."""
+@pytest.mark.parametrize("how", [True, "scale"])
+def test_recalibration_does_not_raise_the_validation_nll(sine, how):
+    """The values are fitted on the validation rows: there, the NLL cannot get worse (under
+    the prior too: at its peak, NLL + penalty is at most the NLL of no change)."""
     X, y = sine
     model = MDN(n_iter=200, n_models=2, hidden=(8,), random_state=3, verbose=0,
-                validation_fraction=0.3, recalibrate=True).fit(X, y)
-    assert (model.member_spread_, model.component_scale_) != (1.0, 1.0)  # BIC chose a change
+                validation_fraction=0.3, recalibrate=how).fit(X, y)
+    assert model._recalibrated
     rows = model._split(len(X), torch.Generator().manual_seed(model._seeds()[1]))[1].numpy()
     calibrated = -model.score(X[rows], y[rows])
-    model.member_spread_, model.component_scale_ = 1.0, 1.0
+    model.member_spread_, model.component_scale_, model.tail_weight_ = 1.0, 1.0, 0.0
     assert calibrated <= -model.score(X[rows], y[rows]) + 1e-9
 
 
@@ -218,9 +302,9 @@ def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
     model = MDN(n_iter=50, n_models=1, hidden=(8,), recalibrate=False, random_state=0,
                 verbose=0).fit(X, y)
     assert model.members_ == [model]
-    model.component_scale_ = 1.5
+    model.component_scale_, model.tail_weight_ = 1.5, 0.1
     (member,) = model.members_
-    assert member is not model and member.component_scale_ == 1.0
+    assert member is not model and (member.component_scale_, member.tail_weight_) == (1.0, 0.0)
     assert model.component_scale_ == 1.5 and member.network_ is model.network_
     lower, upper = model.predict_interval(X[:10])
     member_lower, member_upper = member.predict_interval(X[:10])
@@ -230,13 +314,14 @@ def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
 def test_members_are_not_recalibrated_and_files_keep_the_values(sine, fitted_pair, tmp_path):
     X, y = sine
     _, calibrated = fitted_pair
-    assert all((m.member_spread_, m.component_scale_) == (1.0, 1.0)
+    assert all((m.member_spread_, m.component_scale_, m.tail_weight_) == (1.0, 1.0, 0.0)
                for m in calibrated.members_)
     path = tmp_path / "model.safetensors"
     calibrated.save(path)
     loaded = MDN.load(path)
     assert loaded.member_spread_ == calibrated.member_spread_
     assert loaded.component_scale_ == calibrated.component_scale_
+    assert loaded.tail_weight_ == calibrated.tail_weight_ == 0.05
     np.testing.assert_array_equal(loaded.log_prob(X[:20], y[:20]),
                                   calibrated.log_prob(X[:20], y[:20]))
 

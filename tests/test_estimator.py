@@ -111,7 +111,7 @@ def test_scaler_folds_exactly_into_user_units(small_model):
     z_y = torch.as_tensor((y[:, None] - model.y_shift_) / model.y_scale_)
     with torch.no_grad():
         mixture = recalibrate(model.network_(z_x).to(torch.float64), model.member_spread_,
-                              model.component_scale_, members=False)
+                              model.component_scale_, model.tail_weight_, members=False)
         scaled = mixture.log_prob(z_y).numpy()
     np.testing.assert_allclose(model.log_prob(X, y), scaled - np.log(model.y_scale_).sum(),
                                rtol=1e-6)
@@ -139,7 +139,10 @@ def test_predict_dist_is_a_gaussian_mixture_in_user_units(small_model):
     model, X, _ = small_model
     dist = model.predict_dist(X[:30])
     assert isinstance(dist, GaussianMixture) and dist.batch_shape == (30,)
-    assert dist.dtype == torch.float64 and dist.n_components == model.n_mix
+    # recalibrate="auto" on these few validation rows fitted a tail: a second copy of each
+    # component.
+    assert model.tail_weight_ > 0
+    assert dist.dtype == torch.float64 and dist.n_components == 2 * model.n_mix
 
 
 def test_pandas_in_pandas_out():

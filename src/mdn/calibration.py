@@ -1,8 +1,9 @@
 """Recalibration of a fitted model's predictive mixture on held-out rows.
 
-Two numbers are fitted by maximum likelihood on validation rows, after training; the
-Bayesian information criterion chooses between no change, the scale alone, and both (or, on
-few rows, the scale alone is fitted under a prior that pulls it towards 1):
+Up to three numbers are fitted on validation rows, after training. The first two by
+maximum likelihood, with the Bayesian information criterion choosing between no change, the
+scale alone, and both; or, on few rows, the scale alone under a prior that pulls it towards
+1, and then the tail weight:
 
 - ``member_spread`` moves each ensemble member's mixture, unchanged in shape, towards (< 1)
   or away from (> 1) the centre of the ensemble. An ensemble of members that are each
@@ -12,6 +13,11 @@ few rows, the scale alone is fitted under a prior that pulls it towards 1):
 - ``component_scale`` multiplies every component's standard deviation (the regression form
   of temperature scaling; Levi et al. 2022, "Evaluating and calibrating uncertainty
   prediction in regression tasks"), for networks that are over- or under-confident.
+- ``tail_weight`` mixes in a copy of the mixture with every standard deviation
+  ``TAIL_SCALE`` times as large (a contaminated normal, as in Tukey's): the share of rows
+  the network predicts far worse than it claims, which one scale cannot describe without
+  widening every other row's intervals too. It is fitted after the other two, by maximum
+  likelihood (``fit_tail_weight``).
 
 Both act the same way in scaled and in original target units (the scalers are affine per
 column), so they are fitted on the network's scaled outputs and applied in user units.
@@ -23,14 +29,17 @@ apart; BIC weighs that against the validation rows like any other change.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from torch import Tensor
 
 from mdn.mixture import GaussianMixture
 
-__all__ = ["AUTO_MIN_ROWS", "SCALE_PRIOR_SD", "fit_recalibration", "recalibrate"]
+__all__ = ["AUTO_MIN_ROWS", "SCALE_PRIOR_SD", "TAIL_SCALE", "fit_recalibration",
+           "fit_tail_weight", "recalibrate"]
 
 #: Validation rows from which ``MDN(recalibrate="auto")`` lets BIC choose both values (below,
 #: it fits the scale alone under ``SCALE_PRIOR_SD``). On the UCI benchmark's validation rows
@@ -48,14 +57,21 @@ AUTO_MIN_ROWS = 500
 #: for n rows of one Gaussian each.
 SCALE_PRIOR_SD = 0.2
 
+#: How much wider than the mixture itself its tail copy is (``tail_weight``): wide enough
+#: to hold rows the mixture misses by several standard deviations, and fixed, because a
+#: width is not identifiable from the few misses on validation rows.
+TAIL_SCALE = 3.0
+
 #: Bounds of the fitted values: beyond them the validation rows are too few to trust.
 SPREAD_BOUNDS = (0.0, 3.0)
 SCALE_BOUNDS = (0.1, 10.0)
+TAIL_BOUNDS = (0.0, 0.5)
 
 
 def recalibrate(mixture: GaussianMixture, member_spread: float | Tensor = 1.0,
-                component_scale: float | Tensor = 1.0, *, members: bool) -> GaussianMixture:
-    """``mixture`` with its members' spread and its components' scale changed.
+                component_scale: float | Tensor = 1.0, tail_weight: float = 0.0, *,
+                members: bool) -> GaussianMixture:
+    """``mixture`` with its members' spread, its components' scale and its tail changed.
 
     Parameters
     ----------
@@ -66,18 +82,28 @@ def recalibrate(mixture: GaussianMixture, member_spread: float | Tensor = 1.0,
         where ``mean_e`` is its mean and ``centre`` the mean over members; 1 keeps it.
     component_scale : float or Tensor
         Factor on every component's standard deviation (covariances scale by its square).
+    tail_weight : float
+        Weight of the tail copy (every component again, ``TAIL_SCALE`` times as wide); the
+        mixture keeps ``1 - tail_weight``. With 0 the components are not doubled.
     members : bool
-        Whether the first batch axis holds ensemble members; if not, only
-        ``component_scale`` applies.
+        Whether the first batch axis holds ensemble members; if not, ``member_spread`` does
+        not apply.
     """
     means = mixture.means
     if members:
         member_means = mixture.mean()  # [E, *B, D]
         offset = member_means - member_means.mean(0, keepdim=True)
         means = means + ((member_spread - 1.0) * offset).unsqueeze(-2)
-    return GaussianMixture(mixture.log_weights, means,
-                           mixture.precision_cholesky / component_scale,
-                           mixture.covariance_type, validate=False, _normalized=True)
+    log_weights, precision = mixture.log_weights, mixture.precision_cholesky / component_scale
+    if tail_weight > 0:
+        log_weights = torch.cat([log_weights + math.log1p(-tail_weight),
+                                 log_weights + math.log(tail_weight)], -1)
+        means = torch.cat([means, means], -2)
+        precision = torch.cat([precision, precision / TAIL_SCALE], -3 if
+                              mixture.covariance_type == "full" else -2 if
+                              mixture.covariance_type == "diag" else -1)
+    return GaussianMixture(log_weights, means, precision, mixture.covariance_type,
+                           validate=False, _normalized=True)
 
 
 def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
@@ -144,3 +170,50 @@ def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
         if np.isfinite(criterion) and criterion < best[0]:
             best = (criterion, float(fit.x[0]), float(np.exp(fit.x[1])))
     return best[1], best[2]
+
+
+def fit_tail_weight(mixture: GaussianMixture, y: Tensor, *, members: bool,
+                    member_spread: float = 1.0, component_scale: float = 1.0) -> float:
+    """The maximum likelihood ``tail_weight`` on ``y``, with the other two values given.
+
+    The log-likelihood is concave in the weight w: with r the density ratio of the tail
+    copy to the mixture at each row, its derivative is the mean of
+    (r - 1) / (1 + w (r - 1)), which decreases in w. So w is 0 where that mean is <= 0 at
+    w = 0 (the rows ask for no tail), ``TAIL_BOUNDS[1]`` where it is still >= 0 there, and
+    the root between otherwise.
+
+    Parameters
+    ----------
+    mixture : GaussianMixture
+        Predicted mixtures of the validation rows, batch shape (E, n) when ``members``,
+        else (n,).
+    y : Tensor of shape (n, D)
+        Validation targets; NaN entries are missing and marginalised out.
+    members : bool
+        Whether the first batch axis holds ensemble members.
+    member_spread, component_scale : float
+        The values fitted before (``fit_recalibration``).
+
+    Returns
+    -------
+    float
+    """
+    with torch.no_grad():
+        body, tail = (recalibrate(mixture.to(torch.float64), member_spread, scale,
+                                  members=members) for scale in
+                      (component_scale, component_scale * TAIL_SCALE))
+        if members:
+            body, tail = body.pool(0), tail.pool(0)
+        y = y.double()
+        # Clipped so that r stays finite; beyond e^50 every term is 1 / w to double precision.
+        ratio = (tail.log_prob(y) - body.log_prob(y)).clamp(max=50.0).exp().numpy()
+
+    def slope(w: float) -> float:
+        return float(np.mean((ratio - 1) / (1 + w * (ratio - 1))))
+
+    low, high = TAIL_BOUNDS
+    if slope(low) <= 0:
+        return low
+    if slope(high) >= 0:
+        return high
+    return float(brentq(slope, low, high, xtol=1e-12))

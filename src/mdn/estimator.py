@@ -131,16 +131,21 @@ class MDN(RegressorMixin, BaseEstimator):
         ``log_prob``, ``score`` and ``sample`` always use that mixture.
     recalibrate : {"auto", "scale", True, False}, default="auto"
         After training, fit the predictive mixture to the validation rows by their NLL
-        (``mdn.calibration``), with two numbers: ``member_spread_`` moves each member's
-        mixture towards or away from the ensemble's centre (pooled members that are each
-        calibrated are under-confident when their errors are independent), and
-        ``component_scale_`` multiplies every component's standard deviation. They change
+        (``mdn.calibration``), with up to three numbers: ``member_spread_`` moves each
+        member's mixture towards or away from the ensemble's centre (pooled members that
+        are each calibrated are under-confident when their errors are independent),
+        ``component_scale_`` multiplies every component's standard deviation, and
+        ``tail_weight_`` mixes in a copy of the mixture three times as wide. They change
         ``predict_dist``, ``predict_interval``, ``log_prob``, ``score``, ``sample`` and the
-        "mixture" combine, not the members' own estimates. True fits both, keeping each
-        only where the Bayesian information criterion asks for it. "scale" fits
+        "mixture" combine, not the members' own estimates. True fits the first two, keeping
+        each only where the Bayesian information criterion asks for it. "scale" fits
         ``component_scale_`` alone, pulled towards 1 by a prior
-        (``mdn.calibration.SCALE_PRIOR_SD``) the more the fewer the rows: those rows also
-        chose the best weights, so they flatter the model. "auto" does "scale" below
+        (``mdn.calibration.SCALE_PRIOR_SD``) the more the fewer the rows (those rows also
+        chose the best weights, so they flatter the model), and then ``tail_weight_`` by
+        maximum likelihood: on UCI concrete's held-out training rows the tail took 2 % of
+        the weight and lowered the NLL (3.013 -> 2.992) and raised the 90 % coverage
+        (89.3 -> 90.3 %); it stayed at or near 0 on yacht, energy and boston. "auto" does
+        "scale" below
         ``mdn.calibration.AUTO_MIN_ROWS`` (500) validation rows and True from there: on
         fewer rows BIC's choice followed their noise (UCI yacht, 22 rows: held-out NLL
         0.25 -> 0.43), on more it paid (naval, 860 rows: -5.85 -> -6.30). No effect
@@ -173,8 +178,8 @@ class MDN(RegressorMixin, BaseEstimator):
         for ensembles also ``member_val_nll`` and ``member_best_step``.
     n_iter_ : int
         Iterations run.
-    member_spread_, component_scale_ : float
-        The recalibration fitted on the validation rows (1.0 and 1.0: none).
+    member_spread_, component_scale_, tail_weight_ : float
+        The recalibration fitted on the validation rows (1.0, 1.0 and 0.0: none).
     members_ : list of MDN
         The ensemble's members as single fitted models (a list of one for ``n_models=1``),
         without recalibration.
@@ -194,6 +199,7 @@ class MDN(RegressorMixin, BaseEstimator):
     # files without them load with these too): no recalibration.
     member_spread_ = 1.0
     component_scale_ = 1.0
+    tail_weight_ = 0.0
     # Models pickled before weight averaging existed were trained without it.
     ema_decay = None
 
@@ -340,7 +346,7 @@ class MDN(RegressorMixin, BaseEstimator):
             verbose=self.verbose if _rank() == 0 else 0,
         )
         self.network_ = network
-        self.member_spread_, self.component_scale_ = 1.0, 1.0
+        self.member_spread_, self.component_scale_, self.tail_weight_ = 1.0, 1.0, 0.0
         if self.recalibrate is not False and self.recalibrate != "auto" and x_val is None:
             warnings.warn(f"recalibrate={self.recalibrate!r} needs validation rows, and "
                           "validation_fraction=0 leaves none: the model is not recalibrated",
@@ -358,9 +364,13 @@ class MDN(RegressorMixin, BaseEstimator):
         self.network_.eval()
         with torch.no_grad():
             mixture = self.network_(x_val)
+        mixture, y_val, members = mixture.to("cpu"), y_val.cpu(), self._n_members > 1
         self.member_spread_, self.component_scale_ = calibration.fit_recalibration(
-            mixture.to("cpu"), y_val.cpu(), members=self._n_members > 1,
+            mixture, y_val, members=members,
             scale_prior_sd=calibration.SCALE_PRIOR_SD if scale_only else None)
+        if scale_only:
+            self.tail_weight_ = calibration.fit_tail_weight(
+                mixture, y_val, members=members, component_scale=self.component_scale_)
 
     def _seeds(self) -> tuple[int, int]:
         """The seed of member 0 (member e uses seed + e) and the seed of the validation split.
@@ -514,7 +524,8 @@ class MDN(RegressorMixin, BaseEstimator):
         for rows, mixture in self._member_distributions(X):
             if self._recalibrated:
                 mixture = calibration.recalibrate(mixture, self.member_spread_,
-                                                  self.component_scale_, members=ensemble)
+                                                  self.component_scale_, self.tail_weight_,
+                                                  members=ensemble)
             yield rows, self._in_target_space(mixture.pool(0) if ensemble else mixture)
 
     def _in_target_space(self, mixture: GaussianMixture) -> GaussianMixture | LogGaussianMixture:
@@ -522,7 +533,7 @@ class MDN(RegressorMixin, BaseEstimator):
 
     @property
     def _recalibrated(self) -> bool:
-        return (self.member_spread_, self.component_scale_) != (1.0, 1.0)
+        return (self.member_spread_, self.component_scale_, self.tail_weight_) != (1.0, 1.0, 0.0)
 
     @property
     def _n_members(self) -> int:
@@ -577,11 +588,12 @@ class MDN(RegressorMixin, BaseEstimator):
             if not self._recalibrated:
                 return [self]
             member = copy.copy(self)  # shares the network; only the recalibration differs
-            member.member_spread_, member.component_scale_ = 1.0, 1.0
+            member.member_spread_, member.component_scale_, member.tail_weight_ = 1.0, 1.0, 0.0
             return [member]
         # Members keep the class defaults of the recalibration values: none.
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")
-                  and k not in ("network_", "member_spread_", "component_scale_")}
+                  and k not in ("network_", "member_spread_", "component_scale_",
+                                "tail_weight_")}
         members = []
         for e in range(self._n_members):
             seed = self.random_state
@@ -707,6 +719,7 @@ class MDN(RegressorMixin, BaseEstimator):
             "n_iter_": self.n_iter_,
             "member_spread_": self.member_spread_,
             "component_scale_": self.component_scale_,
+            "tail_weight_": self.tail_weight_,
         }
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
