@@ -625,7 +625,8 @@ class MDN(RegressorMixin, BaseEstimator):
         """The predicted distribution of every row, in the user's units (float64).
 
         A ``GaussianMixture`` (target scaling folded in exactly), or a
-        ``LogGaussianMixture`` with ``target_transform="log"``.
+        ``LogGaussianMixture`` with ``target_transform="log"``. Its components are the
+        members' (``n_models * n_mix``), twice as many with a tail (``tail_weight_`` > 0).
         """
         parts = [dist for _, dist in self._distributions(X)]
         return type(parts[0]).cat(parts)
