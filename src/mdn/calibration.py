@@ -19,7 +19,7 @@ scale alone, and both; or, on few rows, the scale alone under a prior that pulls
   widening every other row's intervals too. It is fitted after the other two, by maximum
   likelihood (``fit_tail_weight``).
 
-Both act the same way in scaled and in original target units (the scalers are affine per
+All three act the same way in scaled and in original target units (the scalers are affine per
 column), so they are fitted on the network's scaled outputs and applied in user units.
 Moving whole members keeps each member's modes apart; scaling the pooled mixture about
 its mean instead would squeeze genuinely separate modes together. The offset is that of a
@@ -96,12 +96,11 @@ def recalibrate(mixture: GaussianMixture, member_spread: float | Tensor = 1.0,
         means = means + ((member_spread - 1.0) * offset).unsqueeze(-2)
     log_weights, precision = mixture.log_weights, mixture.precision_cholesky / component_scale
     if tail_weight > 0:
+        k = len(mixture.batch_shape)  # the component axis of all three tensors
         log_weights = torch.cat([log_weights + math.log1p(-tail_weight),
-                                 log_weights + math.log(tail_weight)], -1)
-        means = torch.cat([means, means], -2)
-        precision = torch.cat([precision, precision / TAIL_SCALE], -3 if
-                              mixture.covariance_type == "full" else -2 if
-                              mixture.covariance_type == "diag" else -1)
+                                 log_weights + math.log(tail_weight)], k)
+        means = torch.cat([means, means], k)
+        precision = torch.cat([precision, precision / TAIL_SCALE], k)
     return GaussianMixture(log_weights, means, precision, mixture.covariance_type,
                            validate=False, _normalized=True)
 
