@@ -6,9 +6,11 @@ are the fresh rows (the test rows are never read). The component scale is then f
 the model's own validation rows (``mdn.calibration.fit_recalibration``),
 by maximum likelihood ("mle") and under normal priors on its logarithm of the standard
 deviations in ``--prior-sds`` ("prior 0.1", ...); under ``SCALE_PRIOR_SD`` the tail weight
-is fitted as well ("prior 0.2 + tail", as ``recalibrate="scale"`` does). The fresh rows'
-NLL and 90 % coverage under each are printed per split as JSON lines, after the fitted
-value (the scale, or the tail weight):
+is fitted as well ("prior 0.2 + tail", as ``recalibrate="scale"`` does). "bic" and "bic +
+tail" are what ``recalibrate=True`` does (and "auto" from ``AUTO_MIN_ROWS`` validation
+rows): BIC's choice of the spread and the scale, then the tail. The fresh rows' NLL and
+90 % coverage under each are printed per split as JSON lines, after the fitted value (the
+scale, the tail weight, or the spread, scale and weight):
 
     .venv/bin/python benchmarks/scale_study.py concrete --splits 20
 """
@@ -36,7 +38,8 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     model = MDN(random_state=split, verbose=0, **params).fit(X[fit], y[fit])
     _, val = model._split(len(fit), torch.Generator().manual_seed(model._seeds()[1]))
     x_val, y_val = X[fit][val.numpy()], y[fit][val.numpy()]
-    ((_, members),) = model._member_distributions(x_val)  # one chunk: few rows
+    model.chunk_size = len(val) * model._n_members  # the validation rows in one chunk
+    ((_, members),) = model._member_distributions(x_val)
     out = {"split": split, "n_val": len(val)}
     targets, ensemble = torch.as_tensor(y_val).reshape(len(val), -1), model._n_members > 1
     for sd in [math.inf, *prior_sds]:
@@ -52,7 +55,18 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
             out[f"{label} + tail"] = (round(model.tail_weight_, 4), scores["nll"],
                                       scores["coverage_90"])
             model.tail_weight_ = 0.0
-    model.component_scale_ = 1.0
+    # What recalibrate=True (and "auto" from AUTO_MIN_ROWS rows) does: BIC's choice of the
+    # spread and the scale, then the tail; the fitted values are (spread, scale, weight).
+    spread, scale = fit_recalibration(members, targets, members=ensemble)
+    for label in ("bic", "bic + tail"):
+        model.member_spread_, model.component_scale_ = spread, scale
+        if label == "bic + tail":
+            model.tail_weight_ = fit_tail_weight(members, targets, members=ensemble,
+                                                 member_spread=spread, component_scale=scale)
+        scores = model.evaluate(X[held], y[held])
+        out[label] = ((round(spread, 4), round(scale, 4), round(model.tail_weight_, 4)),
+                      scores["nll"], scores["coverage_90"])
+    model.member_spread_, model.component_scale_, model.tail_weight_ = 1.0, 1.0, 0.0
     scores = model.evaluate(X[held], y[held])
     out["none"] = (1.0, scores["nll"], scores["coverage_90"])
     return out
