@@ -183,13 +183,8 @@ def fit_tail_weight(mixture: GaussianMixture, y: Tensor, *, members: bool,
 
     Parameters
     ----------
-    mixture : GaussianMixture
-        Predicted mixtures of the validation rows, batch shape (E, n) when ``members``,
-        else (n,).
-    y : Tensor of shape (n, D)
-        Validation targets; NaN entries are missing and marginalised out.
-    members : bool
-        Whether the first batch axis holds ensemble members.
+    mixture, y, members
+        As in ``fit_recalibration``.
     member_spread, component_scale : float
         The values fitted before (``fit_recalibration``).
 
@@ -198,9 +193,9 @@ def fit_tail_weight(mixture: GaussianMixture, y: Tensor, *, members: bool,
     float
     """
     with torch.no_grad():
-        body, tail = (recalibrate(mixture.to(torch.float64), member_spread, scale,
-                                  members=members) for scale in
-                      (component_scale, component_scale * TAIL_SCALE))
+        mixture = mixture.to(torch.float64)
+        body, tail = (recalibrate(mixture, member_spread, scale, members=members)
+                      for scale in (component_scale, component_scale * TAIL_SCALE))
         if members:
             body, tail = body.pool(0), tail.pool(0)
         y = y.double()
