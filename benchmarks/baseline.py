@@ -208,15 +208,20 @@ def time_baseline(
         _step(model, optimizer, xb, yb)
         samples += len(xb)
     seconds = time.perf_counter() - start
-    return {"steps_per_s": steps / seconds, "samples_per_s": samples / seconds,
-            "seconds": seconds, "steps": steps}
+    return {
+        "steps_per_s": steps / seconds,
+        "samples_per_s": samples / seconds,
+        "seconds": seconds,
+        "steps": steps,
+    }
 
 
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="timed steps per configuration")
-    parser.add_argument("--train-steps", type=int, default=2000,
-                        help="steps of the NLL sanity check")
+    parser.add_argument(
+        "--train-steps", type=int, default=2000, help="steps of the NLL sanity check"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     # Sanity: the NLL should fall well below that of one Gaussian fitted to y (three modes).
@@ -226,8 +231,10 @@ def _main() -> None:
         with torch.no_grad():
             nll = -model(torch.from_numpy(x)).log_prob(torch.from_numpy(y)).mean().item()
         single = 0.5 * math.log(2 * math.pi * math.e * float(y.var()))
-        print(f"D=1 {cov}: training NLL after {args.train_steps} steps {nll:.3f} "
-              f"(one Gaussian: {single:.3f})")
+        print(
+            f"D=1 {cov}: training NLL after {args.train_steps} steps {nll:.3f} "
+            f"(one Gaussian: {single:.3f})"
+        )
     for d, cov in ((1, "diag"), (1, "full"), (3, "full")):
         result = time_baseline(d, cov, args.steps)
         print(json.dumps({"contender": "baseline", "d": d, "covariance": cov, **result}))

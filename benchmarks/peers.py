@@ -67,22 +67,29 @@ def _time_loop(step: Callable[[], int], steps: int) -> dict:
     for _ in range(steps):
         samples += step()
     seconds = time.perf_counter() - start
-    return {"steps_per_s": steps / seconds, "samples_per_s": samples / seconds,
-            "seconds": seconds, "steps": steps}
+    return {
+        "steps_per_s": steps / seconds,
+        "samples_per_s": samples / seconds,
+        "seconds": seconds,
+        "steps": steps,
+    }
 
 
 def _unsupported(note: str) -> dict:
-    return {"steps_per_s": None, "samples_per_s": None, "seconds": None, "steps": 0,
-            "note": note}
+    return {"steps_per_s": None, "samples_per_s": None, "seconds": None, "steps": 0, "note": note}
 
 
 # Notes shared by the peers whose Gaussian components are diagonal.
-_D1_FULL = ("D=1: a 1x1 covariance is just a variance, so the peer's diagonal model is the "
-            "full-covariance model here; measured as such. ")
+_D1_FULL = (
+    "D=1: a 1x1 covariance is just a variance, so the peer's diagonal model is the "
+    "full-covariance model here; measured as such. "
+)
 # scikit-mdn and mixture-density-nets take the log-sum-exp over components per output column.
-_PER_COLUMN = ("D>1: measured, but the peer's model is D independent 1-D mixtures sharing "
-               "their weights (log-sum-exp over components per output column), not a joint "
-               "D-dimensional diagonal mixture. ")
+_PER_COLUMN = (
+    "D>1: measured, but the peer's model is D independent 1-D mixtures sharing "
+    "their weights (log-sum-exp over components per output column), not a joint "
+    "D-dimensional diagonal mixture. "
+)
 
 
 def _torch_threads() -> None:
@@ -118,10 +125,12 @@ def run_scikit_mdn(d: int, covariance: str, steps: int) -> dict:
             "torch.distributions.Normal; for output_dim > 1 mdn_loss even takes the "
             "logsumexp per output column (dim=1 of (N, K, D)), i.e. D independent 1-D "
             "mixtures, not a joint D-dimensional one. Its docs: 'predicts a distribution over "
-            "a single output variable'.")
+            "a single output variable'."
+        )
     x, y = make_data(N_ROWS, d)
-    est = skmdn.MixtureDensityEstimator(hidden_dim=HIDDEN[0], n_gaussians=N_MIX, epochs=1,
-                                        lr=LR, weight_decay=WEIGHT_DECAY)
+    est = skmdn.MixtureDensityEstimator(
+        hidden_dim=HIDDEN[0], n_gaussians=N_MIX, epochs=1, lr=LR, weight_decay=WEIGHT_DECAY
+    )
     est.fit(x[:BATCH], y[:BATCH])  # creates model_ and optimizer_ (one full-batch step)
     rng = np.random.default_rng(0)
     state = {"order": rng.permutation(N_ROWS), "cursor": 0}
@@ -129,15 +138,17 @@ def run_scikit_mdn(d: int, covariance: str, steps: int) -> dict:
     def step() -> int:
         if state["cursor"] + BATCH > N_ROWS:  # new epoch: reshuffle, skip the short tail
             state["order"], state["cursor"] = rng.permutation(N_ROWS), 0
-        index = state["order"][state["cursor"]:state["cursor"] + BATCH]
+        index = state["order"][state["cursor"] : state["cursor"] + BATCH]
         state["cursor"] += BATCH
         est.partial_fit(x[index], y[index], n_epochs=1)
         return BATCH
 
-    note = ("architecture fixed by the peer: ONE hidden layer of 100 softplus units "
-            "(skmdn.MixtureDensityNetwork), not 5 x 100 ReLU, so each step does about a "
-            "quarter of the reference network's work; minibatches via partial_fit(n_epochs=1) "
-            "(fit itself is full-batch). Adam lr 1e-3, weight_decay 2e-3.")
+    note = (
+        "architecture fixed by the peer: ONE hidden layer of 100 softplus units "
+        "(skmdn.MixtureDensityNetwork), not 5 x 100 ReLU, so each step does about a "
+        "quarter of the reference network's work; minibatches via partial_fit(n_epochs=1) "
+        "(fit itself is full-batch). Adam lr 1e-3, weight_decay 2e-3."
+    )
     return base | _time_loop(step, steps) | {"note": _caveats(d, covariance) + note}
 
 
@@ -161,7 +172,8 @@ def run_mixture_density_nets(d: int, covariance: str, steps: int) -> dict:
             "nn.Linear(in_dim, n_components * out_dim) and MDDistribution wraps "
             "torch.distributions.Normal(mu, sigma); for out_dim > 1 MDDistribution.log_prob "
             "takes the logsumexp over components per output column (returns (N, D)), "
-            "i.e. D independent 1-D mixtures, not a joint D-dimensional one.")
+            "i.e. D independent 1-D mixtures, not a joint D-dimensional one."
+        )
     x, y = make_data(N_ROWS, d)
     layers: list[nn.Module] = []
     width = N_INPUTS
@@ -172,8 +184,9 @@ def run_mixture_density_nets(d: int, covariance: str, steps: int) -> dict:
     head = mdnets.MDN(width, d, N_MIX)
     params = [*trunk.parameters(), *head.parameters()]
     optimizer = torch.optim.Adam(params, lr=LR, weight_decay=WEIGHT_DECAY)
-    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
-                        batch_size=BATCH, shuffle=True)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=BATCH, shuffle=True
+    )
 
     def forever():
         while True:
@@ -190,8 +203,10 @@ def run_mixture_density_nets(d: int, covariance: str, steps: int) -> dict:
         optimizer.step()
         return len(xb)
 
-    note = ("reference configuration; trunk, plain Adam (lr 1e-3, weight_decay 2e-3) and "
-            "DataLoader(shuffle=True) as in the baseline; the peer supplies the head and NLL.")
+    note = (
+        "reference configuration; trunk, plain Adam (lr 1e-3, weight_decay 2e-3) and "
+        "DataLoader(shuffle=True) as in the baseline; the peer supplies the head and NLL."
+    )
     return base | _time_loop(step, steps) | {"note": _caveats(d, covariance) + note}
 
 
@@ -210,7 +225,8 @@ def run_keras_mdn_layer(d: int, covariance: str, steps: int) -> dict:
             "output (mdn_sigmas: Dense(num_mix * output_dim)) and _mdn_log_prob is the "
             "diagonal-covariance normal, 'N(y | mu_k, sigma_k^2 I)' per its docstring and "
             "README ('a mixture of multivariate normal distributions with a diagonal "
-            "covariance matrix').")
+            "covariance matrix')."
+        )
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -220,34 +236,53 @@ def run_keras_mdn_layer(d: int, covariance: str, steps: int) -> dict:
 
     keras.utils.set_random_seed(0)
     x, y = make_data(N_ROWS, d)
-    model = keras.Sequential([keras.Input(shape=(N_INPUTS,))]
-                             + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
-                             + [mdn.MDN(d, N_MIX)])
-    model.compile(loss=mdn.get_mixture_loss_func(d, N_MIX),
-                  optimizer=keras.optimizers.Adam(learning_rate=LR))
+    model = keras.Sequential(
+        [keras.Input(shape=(N_INPUTS,))]
+        + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
+        + [mdn.MDN(d, N_MIX)]
+    )
+    model.compile(
+        loss=mdn.get_mixture_loss_func(d, N_MIX), optimizer=keras.optimizers.Adam(learning_rate=LR)
+    )
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1  # tf.data has its own pool: one thread too
     options.threading.max_intra_op_parallelism = 1
-    dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(N_ROWS, seed=0)
-               .batch(BATCH, drop_remainder=True).repeat().prefetch(1).with_options(options))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(N_ROWS, seed=0)
+        .batch(BATCH, drop_remainder=True)
+        .repeat()
+        .prefetch(1)
+        .with_options(options)
+    )
     # shuffle=False only silences Keras's warning: the dataset itself reshuffles every pass.
     fit = {"epochs": 1, "verbose": 0, "shuffle": False}
     model.fit(dataset, steps_per_epoch=WARMUP, **fit)
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=steps, **fit)
     seconds = time.perf_counter() - start
-    note = (f"reference architecture (5 x 100 ReLU Dense + mdn.MDN), Keras {keras.__version__} "
-            f"on TensorFlow {tf.__version__}, jit_compile={model.jit_compile} (Keras's 'auto' "
-            "turns XLA off on CPU), 1 intra/inter-op thread; the timed model.fit call "
-            "includes its per-call overhead; Adam without weight decay (the README's usage).")
+    note = (
+        f"reference architecture (5 x 100 ReLU Dense + mdn.MDN), Keras {keras.__version__} "
+        f"on TensorFlow {tf.__version__}, jit_compile={model.jit_compile} (Keras's 'auto' "
+        "turns XLA off on CPU), 1 intra/inter-op thread; the timed model.fit call "
+        "includes its per-call overhead; Adam without weight decay (the README's usage)."
+    )
     if covariance == "full":
         note = _D1_FULL + note
-    return base | {"steps_per_s": steps / seconds, "samples_per_s": steps * BATCH / seconds,
-                   "seconds": seconds, "steps": steps, "note": note}
+    return base | {
+        "steps_per_s": steps / seconds,
+        "samples_per_s": steps * BATCH / seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "note": note,
+    }
 
 
-RUNNERS = {"scikit-mdn": run_scikit_mdn, "mixture-density-nets": run_mixture_density_nets,
-           "keras-mdn-layer": run_keras_mdn_layer}
+RUNNERS = {
+    "scikit-mdn": run_scikit_mdn,
+    "mixture-density-nets": run_mixture_density_nets,
+    "keras-mdn-layer": run_keras_mdn_layer,
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -260,8 +295,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     result = {"peer": args.peer, "d": args.d, "covariance": args.covariance}
     result |= RUNNERS[args.peer](args.d, args.covariance, args.steps)
-    order = ("peer", "version", "d", "covariance", "steps_per_s", "samples_per_s", "seconds",
-             "steps", "note")
+    order = (
+        "peer",
+        "version",
+        "d",
+        "covariance",
+        "steps_per_s",
+        "samples_per_s",
+        "seconds",
+        "steps",
+        "note",
+    )
     line = {key: result.get(key) for key in order}
     print(json.dumps(line), flush=True)
     return line

@@ -67,9 +67,12 @@ def main() -> None:
                 iters.append(model.n_iter_)
                 nlls.append(-model.score(X[held], y[held]))
             results[config][name] = (np.mean(nlls), np.mean(seconds), np.mean(iters))
-            print(f"{name:>14} | {config:<32} | NLL {np.mean(nlls):7.3f} "
-                  f"({', '.join(f'{v:.3f}' for v in nlls)}) | {np.mean(seconds):5.1f} s "
-                  f"| {np.mean(iters):6.0f} it", flush=True)
+            print(
+                f"{name:>14} | {config:<32} | NLL {np.mean(nlls):7.3f} "
+                f"({', '.join(f'{v:.3f}' for v in nlls)}) | {np.mean(seconds):5.1f} s "
+                f"| {np.mean(iters):6.0f} it",
+                flush=True,
+            )
 
     names = list(datasets)
     print("\nHeld-out NLL (mean over seeds; lower is better), mean fit seconds in brackets\n")

@@ -49,11 +49,15 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
         scores = model.evaluate(X[held], y[held])
         out[label] = (round(scale, 4), scores["nll"], scores["coverage_90"])
         if sd == SCALE_PRIOR_SD:  # what recalibrate="scale" does
-            model.tail_weight_ = fit_tail_weight(members, targets, members=ensemble,
-                                                 component_scale=scale)
+            model.tail_weight_ = fit_tail_weight(
+                members, targets, members=ensemble, component_scale=scale
+            )
             scores = model.evaluate(X[held], y[held])
-            out[f"{label} + tail"] = (round(model.tail_weight_, 4), scores["nll"],
-                                      scores["coverage_90"])
+            out[f"{label} + tail"] = (
+                round(model.tail_weight_, 4),
+                scores["nll"],
+                scores["coverage_90"],
+            )
             model.tail_weight_ = 0.0
     # What recalibrate=True (and "auto" from AUTO_MIN_ROWS rows) does: BIC's choice of the
     # spread and the scale, then the tail; the fitted values are (spread, scale, weight).
@@ -61,11 +65,15 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     for label in ("bic", "bic + tail"):
         model.member_spread_, model.component_scale_ = spread, scale
         if label == "bic + tail":
-            model.tail_weight_ = fit_tail_weight(members, targets, members=ensemble,
-                                                 member_spread=spread, component_scale=scale)
+            model.tail_weight_ = fit_tail_weight(
+                members, targets, members=ensemble, member_spread=spread, component_scale=scale
+            )
         scores = model.evaluate(X[held], y[held])
-        out[label] = ((round(spread, 4), round(scale, 4), round(model.tail_weight_, 4)),
-                      scores["nll"], scores["coverage_90"])
+        out[label] = (
+            (round(spread, 4), round(scale, 4), round(model.tail_weight_, 4)),
+            scores["nll"],
+            scores["coverage_90"],
+        )
     model.member_spread_, model.component_scale_, model.tail_weight_ = 1.0, 1.0, 0.0
     scores = model.evaluate(X[held], y[held])
     out["none"] = (1.0, scores["nll"], scores["coverage_90"])

@@ -40,16 +40,23 @@ CONFIGS = ((1, "diag"), (1, "full"), (3, "full"))
 HIDDEN, N_MIX, BATCH, ROWS = (100,) * 5, 5, 128, 10_000
 
 
-def time_mdn(d: int, covariance: str, steps: int, n_models: int | None = None,
-             compiled: bool = False, hidden=HIDDEN, activation: str = "relu",
-             ema_decay: float | None = None) -> dict:
+def time_mdn(
+    d: int,
+    covariance: str,
+    steps: int,
+    n_models: int | None = None,
+    compiled: bool = False,
+    hidden=HIDDEN,
+    activation: str = "relu",
+    ema_decay: float | None = None,
+) -> dict:
     """Steps/s of ``mdn.training.train`` at the reference configuration (clipping on)."""
     x, y = (torch.as_tensor(a, dtype=torch.float32) for a in make_data(ROWS, d, 0))
     torch.manual_seed(0)
-    network = MixtureDensityNetwork(7, d, N_MIX, hidden, activation, covariance,
-                                    n_models=n_models)
-    generators = None if n_models is None else [torch.Generator().manual_seed(e)
-                                                  for e in range(n_models)]
+    network = MixtureDensityNetwork(7, d, N_MIX, hidden, activation, covariance, n_models=n_models)
+    generators = (
+        None if n_models is None else [torch.Generator().manual_seed(e) for e in range(n_models)]
+    )
     loss_fn = None
     compile_s = 0.0
     if compiled:
@@ -59,22 +66,43 @@ def time_mdn(d: int, covariance: str, steps: int, n_models: int | None = None,
         start = time.perf_counter()
         train(network, x, y, n_iter=2, generator=generators, loss_fn=loss_fn, clip_grad=10.0)
         compile_s = time.perf_counter() - start
-    settings = {"generator": generators, "loss_fn": loss_fn, "clip_grad": 10.0,
-                "ema_decay": ema_decay}
+    settings = {
+        "generator": generators,
+        "loss_fn": loss_fn,
+        "clip_grad": 10.0,
+        "ema_decay": ema_decay,
+    }
     train(network, x, y, n_iter=20, **settings)  # warm-up
     start = time.perf_counter()
     train(network, x, y, n_iter=steps, **settings)
     seconds = time.perf_counter() - start
-    return {"steps_per_s": steps / seconds, "samples_per_s": steps * BATCH / seconds,
-            "compile_s": compile_s}
+    return {
+        "steps_per_s": steps / seconds,
+        "samples_per_s": steps * BATCH / seconds,
+        "compile_s": compile_s,
+    }
 
 
 def time_peer(peer: str, d: int, covariance: str, steps: int) -> dict:
     if not PEER_PYTHON.exists():
         return {"steps_per_s": None, "note": "not installed: bash benchmarks/peers-venv.sh"}
-    run = subprocess.run([str(PEER_PYTHON), str(HERE / "peers.py"), "--peer", peer, "--d",
-                          str(d), "--covariance", covariance, "--steps", str(steps)],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [
+            str(PEER_PYTHON),
+            str(HERE / "peers.py"),
+            "--peer",
+            peer,
+            "--d",
+            str(d),
+            "--covariance",
+            covariance,
+            "--steps",
+            str(steps),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode or not lines:
         return {"steps_per_s": None, "note": f"failed: {run.stderr.strip()[-300:]}"}
@@ -120,12 +148,16 @@ start = time.perf_counter(); out = model.predict(X); seconds = time.perf_counter
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(seconds, before, peak, out.nbytes)
 """
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds, before, peak, out_bytes = (float(v) for v in run.stdout.split())
     growth_mib = (peak - before) / 1024  # ru_maxrss is in KiB on Linux
-    return {"rows": rows, "rows_per_s": rows / seconds, "seconds": seconds,
-            "peak_growth_mib": growth_mib, "output_mib": out_bytes / 2**20}
+    return {
+        "rows": rows,
+        "rows_per_s": rows / seconds,
+        "seconds": seconds,
+        "peak_growth_mib": growth_mib,
+        "output_mib": out_bytes / 2**20,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,21 +171,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.steps, args.repeats = 200, 2
     torch.set_num_threads(1)
-    print(f"# machine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch thread(s) for training, torch {torch.__version__}")
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch thread(s) for training, torch {torch.__version__}"
+    )
 
-    contenders = {"mdn": lambda d, c: time_mdn(d, c, args.steps),
-                  "mdn + weight averaging (ema_decay=0.99)": lambda d, c: time_mdn(
-                      d, c, args.steps, ema_decay=0.99),
-                  "torch.distributions baseline": lambda d, c: time_baseline(d, c, args.steps)}
+    contenders = {
+        "mdn": lambda d, c: time_mdn(d, c, args.steps),
+        "mdn + weight averaging (ema_decay=0.99)": lambda d, c: time_mdn(
+            d, c, args.steps, ema_decay=0.99
+        ),
+        "torch.distributions baseline": lambda d, c: time_baseline(d, c, args.steps),
+    }
     if args.compile:
-        contenders["mdn + torch.compile"] = lambda d, c: time_mdn(d, c, args.steps,
-                                                                   compiled=True)
+        contenders["mdn + torch.compile"] = lambda d, c: time_mdn(d, c, args.steps, compiled=True)
     if not args.no_peers:
         # scikit-mdn fixes its network at one hidden layer of 100 softplus units: this row
         # is mdn at that configuration, to compare with it at equal footing.
         contenders["mdn, 1 x 100 softplus (scikit-mdn's net)"] = lambda d, c: time_mdn(
-            d, c, args.steps, hidden=(100,), activation="softplus")
+            d, c, args.steps, hidden=(100,), activation="softplus"
+        )
         for peer in PEERS:
             contenders[peer] = lambda d, c, peer=peer: time_peer(peer, d, c, args.steps)
     results: dict[tuple, list[dict]] = {}
@@ -165,8 +202,10 @@ def main(argv: list[str] | None = None) -> None:
                 torch.set_num_threads(1)
         print(f"# repeat {repeat + 1}/{args.repeats} done", flush=True)
 
-    print("\n## Training throughput (reference network: 7 inputs, 5 x 100 ReLU, K=5, "
-          f"batch {BATCH}; 1 thread; median of {args.repeats})\n")
+    print(
+        "\n## Training throughput (reference network: 7 inputs, 5 x 100 ReLU, K=5, "
+        f"batch {BATCH}; 1 thread; median of {args.repeats})\n"
+    )
     header = "| contender | " + " | ".join(f"D={d} {c} steps/s" for d, c in CONFIGS)
     print(header + " | vs baseline (D=1 diag) |")
     print("|---" * (len(CONFIGS) + 2) + "|")
@@ -175,34 +214,47 @@ def main(argv: list[str] | None = None) -> None:
         speeds = [r["steps_per_s"] for r in runs if r.get("steps_per_s")]
         medians[key] = statistics.median(speeds) if speeds else None
     for name in contenders:
-        cells = [f"{medians[(name, d, c)]:.0f}" if medians[(name, d, c)] else "n/a"
-                 for d, c in CONFIGS]
+        cells = [
+            f"{medians[(name, d, c)]:.0f}" if medians[(name, d, c)] else "n/a" for d, c in CONFIGS
+        ]
         base = medians[("torch.distributions baseline", 1, "diag")]
         mine = medians[(name, 1, "diag")]
         ratio = f"{mine / base:.2f}x" if mine and base else "n/a"
         print(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
-    notes = {r.get("note") for (name, *_), runs in results.items() if name in PEERS
-             for r in runs if r.get("note")}
+    notes = {
+        r.get("note")
+        for (name, *_), runs in results.items()
+        if name in PEERS
+        for r in runs
+        if r.get("note")
+    }
     for note in sorted(n for n in notes if n):
         print(f"- {note}")
 
     print("\n## 10-member ensemble, 10,000 steps (1 and 2 threads)\n")
     ensemble_steps = max(200, args.steps)
-    print("| how | threads | ms/step | wall for 10,000 steps (s) | vs 10 sequential "
-          "baseline fits |")
+    print(
+        "| how | threads | ms/step | wall for 10,000 steps (s) | vs 10 sequential baseline fits |"
+    )
     print("|---|---|---|---|---|")
     base_ms = 1e3 / medians[("torch.distributions baseline", 1, "diag")]
     mdn_ms = 1e3 / medians[("mdn", 1, "diag")]
-    rows = [("10 sequential baseline fits", 1, 10 * base_ms),
-            ("10 sequential mdn fits", 1, 10 * mdn_ms)]
+    rows = [
+        ("10 sequential baseline fits", 1, 10 * base_ms),
+        ("10 sequential mdn fits", 1, 10 * mdn_ms),
+    ]
     for threads in (1, 2):
         torch.set_num_threads(threads)
         if threads > 1:
-            speed = statistics.median(time_baseline(1, "diag", args.steps, threads=threads)
-                                      ["steps_per_s"] for _ in range(args.repeats))
+            speed = statistics.median(
+                time_baseline(1, "diag", args.steps, threads=threads)["steps_per_s"]
+                for _ in range(args.repeats)
+            )
             rows.append(("10 sequential baseline fits", threads, 10e3 / speed))
-        speed = statistics.median(time_mdn(1, "diag", ensemble_steps, n_models=10)["steps_per_s"]
-                                  for _ in range(args.repeats))
+        speed = statistics.median(
+            time_mdn(1, "diag", ensemble_steps, n_models=10)["steps_per_s"]
+            for _ in range(args.repeats)
+        )
         rows.append(("mdn batched ensemble (n_models=10)", threads, 1e3 / speed))
     torch.set_num_threads(1)
     for how, threads, ms in rows:
@@ -212,10 +264,12 @@ def main(argv: list[str] | None = None) -> None:
     print("\n## Prediction, MDN.predict (reference network, D=1, 2 threads)\n")
     print("| rows | rows/s | seconds | peak memory growth (MiB) | output array (MiB) |")
     print("|---|---|---|---|---|")
-    for rows in ((10**6,) if args.quick else (10**6, 10**7)):
+    for rows in (10**6,) if args.quick else (10**6, 10**7):
         p = prediction(rows)
-        print(f"| {rows:.0e} | {p['rows_per_s']:,.0f} | {p['seconds']:.2f} | "
-              f"{p['peak_growth_mib']:.0f} | {p['output_mib']:.0f} |")
+        print(
+            f"| {rows:.0e} | {p['rows_per_s']:,.0f} | {p['seconds']:.2f} | "
+            f"{p['peak_growth_mib']:.0f} | {p['output_mib']:.0f} |"
+        )
 
     print("\n## Achieved GFLOP/s against the measured fp32 matmul peak\n")
     peaks = {t: matmul_peak(t) for t in (1, 2)}
@@ -225,8 +279,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|")
     for name in ("mdn", "torch.distributions baseline"):
         achieved = train_flops * medians[(name, 1, "diag")] / 1e9
-        print(f"| training step, {name} | 1 | {achieved:.1f} | {peaks[1]:.0f} | "
-              f"{achieved / peaks[1]:.0%} |")
+        print(
+            f"| training step, {name} | 1 | {achieved:.1f} | {peaks[1]:.0f} | "
+            f"{achieved / peaks[1]:.0%} |"
+        )
     p = prediction(10**6)
     achieved = forward_flops(1, "diag") * p["rows_per_s"] / 1e9
     print(f"| prediction | 2 | {achieved:.1f} | {peaks[2]:.0f} | {achieved / peaks[2]:.0%} |")

@@ -51,8 +51,7 @@ ROUND_2 = {
     "cosine schedule": {**CHOSEN_1, "lr_schedule": "cosine"},
     "cosine schedule + recalibration": {**CHOSEN_1, "lr_schedule": "cosine", "recalibrate": True},
     "plateau schedule": {**CHOSEN_1, "lr_schedule": "plateau"},
-    "plateau schedule + recalibration": {**CHOSEN_1, "lr_schedule": "plateau",
-                                         "recalibrate": True},
+    "plateau schedule + recalibration": {**CHOSEN_1, "lr_schedule": "plateau", "recalibrate": True},
 }
 # Round 3 starts from round 2's choice (the current defaults) and looks for intervals that
 # cover what they claim on every set: 20 splits of concrete showed 86 % held-out coverage.
@@ -66,8 +65,11 @@ ROUND_3 = {
     "weight average 0.98": {**CHOSEN_2, "ema_decay": 0.98},
     "weight average 0.99": {**CHOSEN_2, "ema_decay": 0.99},
     "weight average 0.999": {**CHOSEN_2, "ema_decay": 0.999},
-    "weight average 0.99 + recalibration at any size": {**CHOSEN_2, "ema_decay": 0.99,
-                                                        "recalibrate": True},
+    "weight average 0.99 + recalibration at any size": {
+        **CHOSEN_2,
+        "ema_decay": 0.99,
+        "recalibrate": True,
+    },
 }
 CHOSEN_3 = ROUND_3["weight average 0.99"]
 # Round 4 is for the sets with fewer than 500 validation rows (boston, concrete, energy, wine,
@@ -103,8 +105,14 @@ def run(data: Path, name: str, split: int, label: str) -> dict:
     model = MDN(**params).fit(X[fit], y[fit])
     seconds = time.perf_counter() - start
     scores = model.evaluate(X[held], y[held])
-    return {"dataset": name, "split": split, "candidate": label, "nll": scores["nll"],
-            "coverage_90": scores["coverage_90"], "seconds": seconds}
+    return {
+        "dataset": name,
+        "split": split,
+        "candidate": label,
+        "nll": scores["nll"],
+        "coverage_90": scores["coverage_90"],
+        "seconds": seconds,
+    }
 
 
 def tables(results: list[dict]) -> str:
@@ -121,17 +129,28 @@ def tables(results: list[dict]) -> str:
         for c, rank in zip(labels, rankdata([nll[c][n] for c in labels]), strict=True):
             ranks[c].append(rank)
     splits = len({r["split"] for r in results})
-    lines = [f"Held-out NLL on 20 % of the training rows (mean of {splits} splits; lower is "
-             "better)", "", "| candidate | " + " | ".join(names) + " | mean rank | mean s |",
-             "|---" * (len(names) + 3) + "|"]
+    lines = [
+        f"Held-out NLL on 20 % of the training rows (mean of {splits} splits; lower is better)",
+        "",
+        "| candidate | " + " | ".join(names) + " | mean rank | mean s |",
+        "|---" * (len(names) + 3) + "|",
+    ]
     for c in sorted(labels, key=lambda c: np.mean(ranks[c])):
         seconds = np.mean([r["seconds"] for r in results if r["candidate"] == c])
-        lines.append(f"| {c} | " + " | ".join(f"{nll[c][n]:.3f}" for n in names)
-                     + f" | {np.mean(ranks[c]):.1f} | {seconds:.0f} |")
-    lines += ["", "| 90 % coverage of the held-out rows | " + " | ".join(names) + " |",
-              "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {c} | " + " | ".join(f"{100 * mean('coverage_90', c, n):.1f} %"
-                                       for n in names) + " |" for c in labels]
+        lines.append(
+            f"| {c} | "
+            + " | ".join(f"{nll[c][n]:.3f}" for n in names)
+            + f" | {np.mean(ranks[c]):.1f} | {seconds:.0f} |"
+        )
+    lines += [
+        "",
+        "| 90 % coverage of the held-out rows | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(f"{100 * mean('coverage_90', c, n):.1f} %" for n in names) + " |"
+        for c in labels
+    ]
     return "\n".join(lines)
 
 
@@ -139,13 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--datasets", default=",".join(FOLDERS))
-    parser.add_argument("--candidates", default=",".join(ROUND_2),
-                        help="comma-separated names from CANDIDATES (default: round 2)")
+    parser.add_argument(
+        "--candidates",
+        default=",".join(ROUND_2),
+        help="comma-separated names from CANDIDATES (default: round 2)",
+    )
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="append results (JSON lines)")
-    parser.add_argument("--table", type=Path, default=None,
-                        help="only print the tables of results saved with --out")
+    parser.add_argument(
+        "--table", type=Path, default=None, help="only print the tables of results saved with --out"
+    )
     args = parser.parse_args(argv)
     if args.table:
         print(tables([json.loads(line) for line in args.table.read_text().splitlines()]))

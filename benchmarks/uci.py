@@ -33,10 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-FOLDERS = {"boston": "bostonHousing", "concrete": "concrete", "energy": "energy",
-           "kin8nm": "kin8nm", "naval": "naval-propulsion-plant", "power": "power-plant",
-           "protein": "protein-tertiary-structure", "wine": "wine-quality-red",
-           "yacht": "yacht"}
+FOLDERS = {
+    "boston": "bostonHousing",
+    "concrete": "concrete",
+    "energy": "energy",
+    "kin8nm": "kin8nm",
+    "naval": "naval-propulsion-plant",
+    "power": "power-plant",
+    "protein": "protein-tertiary-structure",
+    "wine": "wine-quality-red",
+    "yacht": "yacht",
+}
 QUICK = ("boston", "concrete", "energy", "yacht")
 DEQUANTISED = "wine (dequantised)"
 HERE = Path(__file__).parent
@@ -51,8 +58,12 @@ def load_split(data: Path, name: str, split: int):
     target = int(np.loadtxt(folder / "index_target.txt"))
     train = np.loadtxt(folder / f"index_train_{split}.txt", dtype=int)
     test = np.loadtxt(folder / f"index_test_{split}.txt", dtype=int)
-    return (table[train][:, features], table[train, target],
-            table[test][:, features], table[test, target])
+    return (
+        table[train][:, features],
+        table[train, target],
+        table[test][:, features],
+        table[test, target],
+    )
 
 
 def n_splits(data: Path, name: str) -> int:
@@ -77,10 +88,15 @@ def run_split(data: Path, name: str, split: int, params: dict) -> dict:
     seconds = time.perf_counter() - start
     scores = model.evaluate(X_test, y_test)  # mdn.metrics: NLL, CRPS, coverage, RMSE
     return {
-        "dataset": name, "split": split, "nll": scores["nll"], "crps": scores["crps"],
-        "rmse_mean": scores["rmse_mean"], "rmse_top": scores["rmse_top"],
+        "dataset": name,
+        "split": split,
+        "nll": scores["nll"],
+        "crps": scores["crps"],
+        "rmse_mean": scores["rmse_mean"],
+        "rmse_top": scores["rmse_top"],
         "coverage_90": scores["coverage_90"],
-        "seconds": seconds, "n_iter": model.n_iter_,
+        "seconds": seconds,
+        "n_iter": model.n_iter_,
     }
 
 
@@ -107,24 +123,33 @@ def tables(results: list[dict], label: str) -> str:
     for row in published():
         cells = [row.get(n, "") for n in names]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
-    lines.append(f"| **{label}** | " + " | ".join(
-        f"**{nll[n][0]:.2f} +- {nll[n][1]:.2f}**" for n in names) + " |")
+    lines.append(
+        f"| **{label}** | "
+        + " | ".join(f"**{nll[n][0]:.2f} +- {nll[n][1]:.2f}**" for n in names)
+        + " |"
+    )
     best = _wins(nll)
     if best:
         lines += ["", best]
     lines += ["", "| RMSE | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for key, point in (("rmse_mean", "mean"), ("rmse_top", "top")):
         rmse = summarise(results, key)
-        lines.append(f"| {label}, point={point} | " + " | ".join(
-            f"{rmse[n][0]:.3g} +- {rmse[n][1]:.2g}" for n in names) + " |")
+        lines.append(
+            f"| {label}, point={point} | "
+            + " | ".join(f"{rmse[n][0]:.3g} +- {rmse[n][1]:.2g}" for n in names)
+            + " |"
+        )
     coverage = summarise(results, "coverage_90")
     seconds = summarise(results, "seconds")
-    lines += ["", "| 90 % interval coverage | " + " | ".join(names) + " |",
-              "|---" * (len(names) + 1) + "|",
-              f"| {label} | " + " | ".join(f"{100 * coverage[n][0]:.1f} %" for n in names)
-              + " |",
-              "| splits; mean fit seconds | " + " | ".join(
-                  f"{nll[n][2]}; {seconds[n][0]:.0f} s" for n in names) + " |"]
+    lines += [
+        "",
+        "| 90 % interval coverage | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        f"| {label} | " + " | ".join(f"{100 * coverage[n][0]:.1f} %" for n in names) + " |",
+        "| splits; mean fit seconds | "
+        + " | ".join(f"{nll[n][2]}; {seconds[n][0]:.0f} s" for n in names)
+        + " |",
+    ]
     return "\n".join(lines)
 
 
@@ -141,18 +166,24 @@ def _wins(nll: dict) -> str:
         dropout = rows.get("MC dropout (Gal 2016)", {}).get(name)
         if dropout and mean > float(dropout):
             worse_than_dropout.append(name)
-    return (f"At or below the best published NLL: {', '.join(better_than_best) or 'none'}. "
-            f"Worse than MC dropout: {', '.join(worse_than_dropout) or 'none'}.")
+    return (
+        f"At or below the best published NLL: {', '.join(better_than_best) or 'none'}. "
+        f"Worse than MC dropout: {', '.join(worse_than_dropout) or 'none'}."
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--datasets", default=",".join([*FOLDERS, DEQUANTISED]),
-                        help="comma-separated names (default: all, and wine dequantised)")
+    parser.add_argument(
+        "--datasets",
+        default=",".join([*FOLDERS, DEQUANTISED]),
+        help="comma-separated names (default: all, and wine dequantised)",
+    )
     parser.add_argument("--splits", type=int, default=None, help="first N splits (default all)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"2 splits of {', '.join(QUICK)} (the CI check)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"2 splits of {', '.join(QUICK)} (the CI check)"
+    )
     parser.add_argument("--params", default="{}", help="MDN parameters as JSON")
     parser.add_argument("--label", default=None, help="name of this model in the table")
     parser.add_argument("--jobs", type=int, default=1, help="processes (one thread each)")
@@ -168,8 +199,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"unknown datasets {unknown}; choose from {[*FOLDERS, DEQUANTISED]}")
     if not args.data.is_dir():
         parser.error(f"no UCI data at {args.data}; pass --data or set MDN_UCI_DATA")
-    work = [(args.data, name, split, params) for name in names
-            for split in range(min(splits or 10**9, n_splits(args.data, name)))]
+    work = [
+        (args.data, name, split, params)
+        for name in names
+        for split in range(min(splits or 10**9, n_splits(args.data, name)))
+    ]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(run_split, *zip(*work, strict=True)))

@@ -39,22 +39,28 @@ def main() -> None:
         model.fit(X, y)
         seconds = time.perf_counter() - start
         scores = model.evaluate(X_test, y_test)  # NLL, CRPS, coverage, ... (mdn.metrics)
-        rows.append((
-            name,
-            scores["nll"],
-            scores["crps"],
-            inverted_sine_on_branch(X_test, model.predict(X_test, point="top")).mean(),
-            inverted_sine_on_branch(X_test, model.predict(X_test, point="mean")).mean(),
-            scores["coverage_90"],
-            seconds,
-        ))
+        rows.append(
+            (
+                name,
+                scores["nll"],
+                scores["crps"],
+                inverted_sine_on_branch(X_test, model.predict(X_test, point="top")).mean(),
+                inverted_sine_on_branch(X_test, model.predict(X_test, point="mean")).mean(),
+                scores["coverage_90"],
+                seconds,
+            )
+        )
         if n_mix == 5:
             best = model
-    print(f"{'model (5-member ensembles)':<27} {'test NLL':>9} {'CRPS':>6} {'top on branch':>14} "
-          f"{'mean on branch':>15} {'90% cover':>10} {'fit s':>6}")
+    print(
+        f"{'model (5-member ensembles)':<27} {'test NLL':>9} {'CRPS':>6} {'top on branch':>14} "
+        f"{'mean on branch':>15} {'90% cover':>10} {'fit s':>6}"
+    )
     for name, nll, crps, top, mean, cover, seconds in rows:
-        print(f"{name:<27} {nll:>9.3f} {crps:>6.3f} {top:>14.1%} {mean:>15.1%} {cover:>10.1%} "
-              f"{seconds:>6.1f}")
+        print(
+            f"{name:<27} {nll:>9.3f} {crps:>6.3f} {top:>14.1%} {mean:>15.1%} {cover:>10.1%} "
+            f"{seconds:>6.1f}"
+        )
 
     best.save(out / "inverted_sine.safetensors")
     try:

@@ -33,7 +33,7 @@ def gaussians(means, sds, covariance: str = "diag") -> GaussianMixture:
     elif covariance == "diag":
         precision = (1 / sds).unsqueeze(-2)
     else:
-        precision = (1 / sds[..., :1])
+        precision = 1 / sds[..., :1]
     return GaussianMixture(logits, means.unsqueeze(-2), precision, covariance)
 
 
@@ -69,8 +69,9 @@ def test_member_spread_moves_whole_members_about_the_centre(covariance):
         # Each member keeps its shape: the same weights and covariances, the same distances
         # between its components.
         torch.testing.assert_close(changed.covariances, mixture.covariances)
-        torch.testing.assert_close(changed.means - changed.means[..., :1, :],
-                                   mixture.means - mixture.means[..., :1, :])
+        torch.testing.assert_close(
+            changed.means - changed.means[..., :1, :], mixture.means - mixture.means[..., :1, :]
+        )
         torch.testing.assert_close(changed.pool(0).mean(), mixture.pool(0).mean())
 
 
@@ -137,8 +138,9 @@ def test_the_tail_is_a_copy_of_the_mixture_three_times_as_wide(covariance, membe
         return (changed.pool(0) if members else changed).log_prob(y)
 
     changed = recalibrate(mixture, spread, scale, w, members=members)
-    expected = torch.logaddexp(math.log(1 - w) + log_density(scale),
-                               math.log(w) + log_density(scale * TAIL_SCALE))
+    expected = torch.logaddexp(
+        math.log(1 - w) + log_density(scale), math.log(w) + log_density(scale * TAIL_SCALE)
+    )
     torch.testing.assert_close((changed.pool(0) if members else changed).log_prob(y), expected)
     assert changed.n_components == 2 * mixture.n_components
 
@@ -153,11 +155,16 @@ def contaminated(n: int, share: float, seed: int) -> torch.Tensor:
 def test_the_tail_weight_is_the_maximum_likelihood_value():
     y = contaminated(400, 0.1, seed=7)
     mixture = gaussians(torch.zeros(400, 1), 1.0)
-    body, tail = stats.norm(0, 1).pdf(y.numpy()[:, 0]), stats.norm(0, TAIL_SCALE).pdf(
-        y.numpy()[:, 0])
-    best = optimize.minimize_scalar(lambda w: -np.log((1 - w) * body + w * tail).sum(),
-                                    bounds=TAIL_BOUNDS, method="bounded",
-                                    options={"xatol": 1e-10})
+    body, tail = (
+        stats.norm(0, 1).pdf(y.numpy()[:, 0]),
+        stats.norm(0, TAIL_SCALE).pdf(y.numpy()[:, 0]),
+    )
+    best = optimize.minimize_scalar(
+        lambda w: -np.log((1 - w) * body + w * tail).sum(),
+        bounds=TAIL_BOUNDS,
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     weight = fit_tail_weight(mixture, y, members=False)
     assert 0 < weight < TAIL_BOUNDS[1]
     assert weight == pytest.approx(best.x, abs=1e-6)
@@ -165,8 +172,9 @@ def test_the_tail_weight_is_the_maximum_likelihood_value():
 
 def test_the_tail_weight_recovers_the_share_of_wide_rows():
     y = contaminated(20_000, 0.08, seed=8)
-    assert fit_tail_weight(gaussians(torch.zeros(20_000, 1), 1.0), y,
-                           members=False) == pytest.approx(0.08, abs=0.015)
+    assert fit_tail_weight(
+        gaussians(torch.zeros(20_000, 1), 1.0), y, members=False
+    ) == pytest.approx(0.08, abs=0.015)
 
 
 def test_the_tail_weight_stays_at_its_bounds_where_the_rows_ask_to_go_beyond():
@@ -202,8 +210,7 @@ def sine():
 def fitted_pair(sine):
     """The same ensemble without recalibration and with values set by hand."""
     X, y = sine
-    params = {"n_iter": 300, "n_models": 3, "hidden": (16, 16), "random_state": 0,
-              "verbose": 0}
+    params = {"n_iter": 300, "n_models": 3, "hidden": (16, 16), "random_state": 0, "verbose": 0}
     plain = MDN(recalibrate=False, **params).fit(X, y)
     calibrated = MDN(recalibrate=True, **params).fit(X, y)
     calibrated.member_spread_, calibrated.component_scale_, calibrated.tail_weight_ = 0.6, 1.3, 0.05
@@ -215,8 +222,9 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
     seen = {}
 
     def fake(mixture, y_val, *, members, scale_prior_sd):
-        seen.update(batch=tuple(mixture.batch_shape), rows=len(y_val), members=members,
-                    prior=scale_prior_sd)
+        seen.update(
+            batch=tuple(mixture.batch_shape), rows=len(y_val), members=members, prior=scale_prior_sd
+        )
         return 0.5, 2.0
 
     def fake_tail(mixture, y_val, *, members, component_scale):
@@ -225,8 +233,9 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
 
     monkeypatch.setattr(mdn.calibration, "fit_recalibration", fake)
     monkeypatch.setattr(mdn.calibration, "fit_tail_weight", fake_tail)
-    params = dict(n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0,
-                  verbose=0)
+    params = dict(
+        n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0, verbose=0
+    )
     model = MDN(recalibrate=True, **params).fit(X, y)
     assert (model.member_spread_, model.component_scale_, model.tail_weight_) == (0.5, 2.0, 0.0)
     assert seen == {"batch": (2, 150), "rows": 150, "members": True, "prior": None}
@@ -257,15 +266,18 @@ def test_recalibration_changes_the_distribution_not_the_networks(sine, fitted_pa
     for a, b in zip(plain.network_.parameters(), calibrated.network_.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     np.testing.assert_array_equal(plain.predict(X[:50]), calibrated.predict(X[:50]))
-    np.testing.assert_array_equal(plain.predict_members(X[:50]),
-                                  calibrated.predict_members(X[:50]))
-    members = plain.network_(torch.as_tensor(
-        (X[:50] - plain.x_shift_) / plain.x_scale_, dtype=torch.float32)).to(torch.float64)
+    np.testing.assert_array_equal(plain.predict_members(X[:50]), calibrated.predict_members(X[:50]))
+    members = plain.network_(
+        torch.as_tensor((X[:50] - plain.x_shift_) / plain.x_scale_, dtype=torch.float32)
+    ).to(torch.float64)
     expected = recalibrate(members, 0.6, 1.3, 0.05, members=True).pool(0)
     z = torch.as_tensor((y[:50].reshape(-1, 1) - plain.y_shift_) / plain.y_scale_)
     log_jacobian = float(np.log(plain.y_scale_).sum())
-    np.testing.assert_allclose(calibrated.log_prob(X[:50], y[:50]),
-                               expected.log_prob(z).detach().numpy() - log_jacobian, rtol=1e-5)
+    np.testing.assert_allclose(
+        calibrated.log_prob(X[:50], y[:50]),
+        expected.log_prob(z).detach().numpy() - log_jacobian,
+        rtol=1e-5,
+    )
     lower, upper = calibrated.predict_interval(X[:50])
     plain_lower, plain_upper = plain.predict_interval(X[:50])
     assert not np.allclose(upper - lower, plain_upper - plain_lower)
@@ -276,8 +288,15 @@ def test_recalibration_does_not_raise_the_validation_nll(sine, how):
     """The values are fitted on the validation rows: there, the NLL cannot get worse (under
     the prior too: at its peak, NLL + penalty is at most the NLL of no change)."""
     X, y = sine
-    model = MDN(n_iter=200, n_models=2, hidden=(8,), random_state=3, verbose=0,
-                validation_fraction=0.3, recalibrate=how).fit(X, y)
+    model = MDN(
+        n_iter=200,
+        n_models=2,
+        hidden=(8,),
+        random_state=3,
+        verbose=0,
+        validation_fraction=0.3,
+        recalibrate=how,
+    ).fit(X, y)
     assert model._recalibrated
     rows = model._split(len(X), torch.Generator().manual_seed(model._seeds()[1]))[1].numpy()
     calibrated = -model.score(X[rows], y[rows])
@@ -287,8 +306,9 @@ def test_recalibration_does_not_raise_the_validation_nll(sine, how):
 
 def test_no_recalibration_without_validation_rows(sine):
     X, y = sine
-    params = dict(n_iter=50, n_models=2, hidden=(8,), validation_fraction=0, random_state=0,
-                  verbose=0)
+    params = dict(
+        n_iter=50, n_models=2, hidden=(8,), validation_fraction=0, random_state=0, verbose=0
+    )
     model = MDN(**params).fit(X, y)
     assert (model.member_spread_, model.component_scale_) == (1.0, 1.0)
     for value in (True, "scale"):
@@ -299,8 +319,9 @@ def test_no_recalibration_without_validation_rows(sine):
 
 def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
     X, y = sine
-    model = MDN(n_iter=50, n_models=1, hidden=(8,), recalibrate=False, random_state=0,
-                verbose=0).fit(X, y)
+    model = MDN(
+        n_iter=50, n_models=1, hidden=(8,), recalibrate=False, random_state=0, verbose=0
+    ).fit(X, y)
     assert model.members_ == [model]
     model.component_scale_, model.tail_weight_ = 1.5, 0.1
     (member,) = model.members_
@@ -314,16 +335,19 @@ def test_the_member_of_a_single_recalibrated_model_is_not_recalibrated(sine):
 def test_members_are_not_recalibrated_and_files_keep_the_values(sine, fitted_pair, tmp_path):
     X, y = sine
     _, calibrated = fitted_pair
-    assert all((m.member_spread_, m.component_scale_, m.tail_weight_) == (1.0, 1.0, 0.0)
-               for m in calibrated.members_)
+    assert all(
+        (m.member_spread_, m.component_scale_, m.tail_weight_) == (1.0, 1.0, 0.0)
+        for m in calibrated.members_
+    )
     path = tmp_path / "model.safetensors"
     calibrated.save(path)
     loaded = MDN.load(path)
     assert loaded.member_spread_ == calibrated.member_spread_
     assert loaded.component_scale_ == calibrated.component_scale_
     assert loaded.tail_weight_ == calibrated.tail_weight_ == 0.05
-    np.testing.assert_array_equal(loaded.log_prob(X[:20], y[:20]),
-                                  calibrated.log_prob(X[:20], y[:20]))
+    np.testing.assert_array_equal(
+        loaded.log_prob(X[:20], y[:20]), calibrated.log_prob(X[:20], y[:20])
+    )
 
 
 @pytest.mark.parametrize("value", [1, "yes", None, "AUTO", "Scale"])
@@ -379,7 +403,8 @@ def test_the_scale_under_a_prior_is_the_maximum_a_posteriori_value(prior_sd):
     y = torch.as_tensor(rng.normal(0.0, 1.6, size=(n, 1)))
     m = float(y.square().mean())
     peak = optimize.brentq(lambda u: n * (1 - m * np.exp(-2 * u)) + u / prior_sd**2, -3, 3)
-    _, scale = fit_recalibration(gaussians(torch.zeros(n, 1), 1.0), y, members=False,
-                                 scale_prior_sd=prior_sd)
+    _, scale = fit_recalibration(
+        gaussians(torch.zeros(n, 1), 1.0), y, members=False, scale_prior_sd=prior_sd
+    )
     assert scale == pytest.approx(np.exp(peak), rel=1e-4)
     assert 1.0 < scale < np.sqrt(m)  # pulled from the likelihood's peak towards 1

@@ -27,8 +27,9 @@ def test_inverted_sine_data_and_branch_check():
     assert not inverted_sine_on_branch(X, y + 1.5).any()
     lower = X[:, 0] < 0.2  # only the lower branch exists there
     assert not inverted_sine_on_branch(X[lower], y[lower] + 0.5).any()
-    np.testing.assert_array_equal(make_inverted_sine(50, random_state=3)[1],
-                                  make_inverted_sine(50, random_state=3)[1])
+    np.testing.assert_array_equal(
+        make_inverted_sine(50, random_state=3)[1], make_inverted_sine(50, random_state=3)[1]
+    )
 
 
 def test_plot_conditional_density(tmp_path):
@@ -50,9 +51,18 @@ def test_plot_conditional_density(tmp_path):
 
 def test_demo_script_runs_and_reports(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), "--out", str(tmp_path),
-         "--n-iter", "100"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "demo.py"),
+            "--out",
+            str(tmp_path),
+            "--n-iter",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert "test NLL" in result.stdout and "single Gaussian" in result.stdout
     assert (tmp_path / "inverted_sine.png").stat().st_size > 1000

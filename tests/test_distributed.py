@@ -30,10 +30,28 @@ def test_two_processes_fit_like_one_and_write_one_model_file(table, tmp_path):
     out = tmp_path / "ddp.safetensors"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "mdn.distributed", str(table), "--target", "y", "--out", str(out),
-         "--params", PARAMS],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mdn.distributed",
+            str(table),
+            "--target",
+            "y",
+            "--out",
+            str(out),
+            "--params",
+            PARAMS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     # Only process 0 writes, and nothing is left beside the model.

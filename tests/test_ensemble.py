@@ -39,9 +39,16 @@ TRAINED_ATOL, TRAINED_RTOL = 1e-5, 1e-5
 OUTPUT_TOL = dict(rtol=1e-5, atol=1e-4)
 # Small fast estimator settings; no validation so that member e sees exactly the rows a
 # single model with random_state + e would.
-SMALL = dict(n_mix=3, hidden=(16, 16), activation="tanh", n_iter=150, batch=64, lr=1e-2,
-             verbose=0,
-             validation_fraction=0.0)
+SMALL = dict(
+    n_mix=3,
+    hidden=(16, 16),
+    activation="tanh",
+    n_iter=150,
+    batch=64,
+    lr=1e-2,
+    verbose=0,
+    validation_fraction=0.0,
+)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -67,8 +74,7 @@ def assert_same_weights(a: nn.Module, b: nn.Module, **tolerance) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     for key in sa:
-        torch.testing.assert_close(sa[key], sb[key], msg=lambda m, k=key: f"{k}: {m}",
-                                   **tolerance)
+        torch.testing.assert_close(sa[key], sb[key], msg=lambda m, k=key: f"{k}: {m}", **tolerance)
 
 
 def assert_equal_states(a: nn.Module, b: nn.Module) -> None:
@@ -145,11 +151,12 @@ def test_batched_linear_member_output_is_f_linear_of_its_slice():
     shared = torch.randn(10, 4)
     out, out_shared = layer(x), layer(shared)
     for e in range(3):
-        torch.testing.assert_close(out[e], F.linear(x[e], layer.weight[e], layer.bias[e]),
-                                   rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(out_shared[e],
-                                   F.linear(shared, layer.weight[e], layer.bias[e]),
-                                   rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            out[e], F.linear(x[e], layer.weight[e], layer.bias[e]), rtol=1e-6, atol=1e-6
+        )
+        torch.testing.assert_close(
+            out_shared[e], F.linear(shared, layer.weight[e], layer.bias[e]), rtol=1e-6, atol=1e-6
+        )
     # The members really are different layers.
     assert not torch.allclose(out_shared[0], out_shared[1])
 
@@ -184,10 +191,12 @@ def test_ensemble_member_densities_equal_the_single_networks():
     with torch.no_grad():
         gm = ensemble(x)
         for e, member in enumerate(members):
-            torch.testing.assert_close(gm[e].log_prob(y), member(x).log_prob(y),
-                                       rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(gm.log_prob(y)[e], member(x).log_prob(y),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                gm[e].log_prob(y), member(x).log_prob(y), rtol=1e-5, atol=1e-5
+            )
+            torch.testing.assert_close(
+                gm.log_prob(y)[e], member(x).log_prob(y), rtol=1e-5, atol=1e-5
+            )
 
 
 def test_stack_rejects_mixed_or_batched_networks():
@@ -226,19 +235,20 @@ def test_batched_training_equals_sequential_training():
     plain_best = []
     for e, seed in enumerate(seeds):
         single = plain_net(seed)
-        single_history = train(single, x, y, generator=torch.Generator().manual_seed(seed),
-                               **settings)
+        single_history = train(
+            single, x, y, generator=torch.Generator().manual_seed(seed), **settings
+        )
         plain_best.append(single_history.best_step)
         assert_same_weights(ensemble.member(e), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
-        np.testing.assert_allclose([v[e] for v in history.member_val_nll],
-                                   single_history.val_nll, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            [v[e] for v in history.member_val_nll], single_history.val_nll, rtol=1e-4, atol=1e-4
+        )
     assert history.member_best_step == plain_best
     # The restore really is per member: the members kept weights of different iterations,
     # and at least one of them not the last one.
     assert len(set(plain_best)) > 1 and min(plain_best) < TRAIN["n_iter"]
     assert history.best_step == max(plain_best)
-    np.testing.assert_allclose(history.val_nll, np.mean(history.member_val_nll, axis=1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(history.val_nll, np.mean(history.member_val_nll, axis=1), rtol=1e-6)
 
 
 def test_batched_training_with_member_rows_equals_training_on_the_subsample():
@@ -250,13 +260,20 @@ def test_batched_training_with_member_rows_equals_training_on_the_subsample():
     train(ensemble, x, y, generator=generators(seeds), member_rows=rows, **settings)
     for e, seed in enumerate(seeds):
         single = plain_net(seed)
-        train(single, x, y, generator=torch.Generator().manual_seed(seed),
-              member_rows=rows[e : e + 1], **settings)
+        train(
+            single,
+            x,
+            y,
+            generator=torch.Generator().manual_seed(seed),
+            member_rows=rows[e : e + 1],
+            **settings,
+        )
         assert_same_weights(ensemble.member(e), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
         # member_rows of one plain network is the same as passing its rows only.
         alone = plain_net(seed)
-        train(alone, x[rows[e]], y[rows[e]], generator=torch.Generator().manual_seed(seed),
-              **settings)
+        train(
+            alone, x[rows[e]], y[rows[e]], generator=torch.Generator().manual_seed(seed), **settings
+        )
         assert_same_weights(alone, single, rtol=0, atol=0)
 
 
@@ -286,8 +303,9 @@ def patience_runs():
     singles, histories = [], []
     for seed in seeds:
         singles.append(plain_net(seed))
-        histories.append(train(singles[-1], x, y, generator=torch.Generator().manual_seed(seed),
-                               **settings))
+        histories.append(
+            train(singles[-1], x, y, generator=torch.Generator().manual_seed(seed), **settings)
+        )
     return ensemble, history, singles, histories
 
 
@@ -299,8 +317,12 @@ def test_training_goes_on_while_any_member_has_patience(patience_runs):
     assert history.n_iter >= max(stopped)
     for e, single_history in enumerate(histories):
         evaluations = len(single_history.val_nll)
-        np.testing.assert_allclose([v[e] for v in history.member_val_nll[:evaluations]],
-                                   single_history.val_nll, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            [v[e] for v in history.member_val_nll[:evaluations]],
+            single_history.val_nll,
+            rtol=1e-4,
+            atol=1e-4,
+        )
         assert history.member_best_step[e] == single_history.best_step
 
 
@@ -319,8 +341,9 @@ def plateau_runs():
     x, y = regression_data(300, seed=0)
     x_val, y_val = regression_data(100, seed=1)
     seeds = [10, 11, 12]
-    settings = dict(TRAIN, n_iter=300, x_val=x_val, y_val=y_val, lr_schedule="plateau",
-                    lr_patience=25)
+    settings = dict(
+        TRAIN, n_iter=300, x_val=x_val, y_val=y_val, lr_schedule="plateau", lr_patience=25
+    )
     rates = []
     set_lr = mdn.training._Adam.set_lr
 
@@ -364,16 +387,16 @@ def test_batched_network_of_one_member_trains_as_the_plain_network():
     single = plain_net(40)
     batched = MixtureDensityNetwork.stack([plain_net(40)])
     assert batched.n_models == 1
-    single_history = train(single, x, y, generator=torch.Generator().manual_seed(40),
-                           **settings)
+    single_history = train(single, x, y, generator=torch.Generator().manual_seed(40), **settings)
     history = train(batched, x, y, generator=torch.Generator().manual_seed(40), **settings)
     assert_same_weights(batched.member(0), single, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
     assert history.member_best_step == [single_history.best_step]
     assert history.best_step == single_history.best_step
     np.testing.assert_allclose(history.val_nll, single_history.val_nll, rtol=1e-4, atol=1e-4)
     with torch.no_grad():
-        torch.testing.assert_close(batched(x).log_prob(y)[0], single(x).log_prob(y),
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            batched(x).log_prob(y)[0], single(x).log_prob(y), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_train_checks_generators_and_member_rows_against_the_ensemble():
@@ -394,15 +417,15 @@ def test_ensemble_members_equal_single_models_with_consecutive_seeds(data, ensem
     for e, member in enumerate(members):
         single = MDN(random_state=7 + e, n_models=1, **SMALL).fit(X, y)
         assert single.network_.n_models is None and member.network_.n_models is None
-        assert_same_weights(member.network_, single.network_, rtol=TRAINED_RTOL,
-                            atol=TRAINED_ATOL)
+        assert_same_weights(member.network_, single.network_, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)
         np.testing.assert_allclose(member.log_prob(X, y), single.log_prob(X, y), **OUTPUT_TOL)
         np.testing.assert_allclose(points[e], single.predict(X), **OUTPUT_TOL)
         np.testing.assert_allclose(member.predict(X), points[e], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(
             member.predict_dist(X).log_prob(torch.as_tensor(y)[:, None]).numpy(),
             single.predict_dist(X).log_prob(torch.as_tensor(y)[:, None]).numpy(),
-            **OUTPUT_TOL)
+            **OUTPUT_TOL,
+        )
         assert member.n_models == 1 and member.n_iter_ == ensemble3.n_iter_
 
 
@@ -489,16 +512,16 @@ def test_median_combine_is_numpys_median_of_members(data, fixture, point, reques
     assert model.combine == "median"
     members = model.predict_members(X[:60], point=point)
     assert members.shape == (model.n_models, 60)
-    np.testing.assert_allclose(model.predict(X[:60], point=point), np.median(members, axis=0),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(X[:60], point=point), np.median(members, axis=0), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_mixture_combine_mean_is_the_mean_of_member_means(data, ensemble4):
     X, _ = data
     model = copy.deepcopy(ensemble4).set_params(combine="mixture")
     expected = model.predict_members(X, point="mean").mean(0)
-    np.testing.assert_allclose(model.predict(X, point="mean"), expected, rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(model.predict(X, point="mean"), expected, rtol=1e-10, atol=1e-10)
     # The pooled "top" is one member's heaviest component, so not the median of the members.
     assert not np.allclose(model.predict(X), ensemble4.predict(X))
 
@@ -518,10 +541,14 @@ def test_chunked_prediction_of_an_ensemble_matches_one_chunk(data, ensemble3):
     chunked = copy.deepcopy(ensemble3).set_params(chunk_size=7)  # 2 rows per member chunk
     # Float32 products of another shape round differently (1e-6 differences were seen).
     tolerance = dict(rtol=2e-5, atol=2e-5)
-    np.testing.assert_allclose(chunked.predict(X, point="mean"),
-                               ensemble3.predict(X, point="mean"), **tolerance)
-    np.testing.assert_allclose(chunked.predict_members(X, point="mean"),
-                               ensemble3.predict_members(X, point="mean"), **tolerance)
+    np.testing.assert_allclose(
+        chunked.predict(X, point="mean"), ensemble3.predict(X, point="mean"), **tolerance
+    )
+    np.testing.assert_allclose(
+        chunked.predict_members(X, point="mean"),
+        ensemble3.predict_members(X, point="mean"),
+        **tolerance,
+    )
     np.testing.assert_allclose(chunked.log_prob(X, y), ensemble3.log_prob(X, y), **tolerance)
 
 
@@ -547,16 +574,26 @@ def test_save_load_round_trips_an_ensemble(data, ensemble3, tmp_path):
 def test_save_load_round_trips_a_log_target_full_covariance_ensemble(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.uniform(-1, 1, size=(200, 2))
-    y = np.exp(np.column_stack([X[:, 0] + 0.1 * rng.normal(size=200),
-                                X[:, 0] * X[:, 1] + 0.1 * rng.normal(size=200)]))
-    params = dict(SMALL, n_iter=80, covariance="full", target_transform="log",
-                  validation_fraction=0.2, bagging=0.75)
+    y = np.exp(
+        np.column_stack(
+            [X[:, 0] + 0.1 * rng.normal(size=200), X[:, 0] * X[:, 1] + 0.1 * rng.normal(size=200)]
+        )
+    )
+    params = dict(
+        SMALL,
+        n_iter=80,
+        covariance="full",
+        target_transform="log",
+        validation_fraction=0.2,
+        bagging=0.75,
+    )
     model = MDN(n_models=3, random_state=5, **params).fit(X, y)
     assert model.predict_members(X).shape == (3, 200, 2)
     assert model.predict(X).shape == (200, 2)
     assert model.sample(X, n_samples=4, random_state=0).shape == (4, 200, 2)
-    np.testing.assert_allclose(model.predict(X), np.median(model.predict_members(X), axis=0),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(X), np.median(model.predict_members(X), axis=0), rtol=1e-12
+    )
     model.save(tmp_path / "log.mdn")
     assert_round_trip(model, MDN.load(tmp_path / "log.mdn"), X, y)
 
@@ -579,8 +616,7 @@ def test_pool_is_the_log_mean_of_member_densities(covariance):
 @pytest.mark.parametrize("dim", [1, -2])
 def test_pool_along_a_later_batch_dimension(covariance, dim):
     gm = random_mixture((2, 5, 3), k=2, d=2, covariance=covariance, seed=2)  # pool the 5
-    y = torch.randn(2, 1, 3, 2, dtype=torch.float64,
-                    generator=torch.Generator().manual_seed(3))
+    y = torch.randn(2, 1, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     pooled = gm.pool(dim)
     assert pooled.batch_shape == (2, 3) and pooled.n_components == 10
     expected = torch.logsumexp(gm.log_prob(y), dim=1) - math.log(5)
@@ -595,11 +631,20 @@ def test_pool_rejects_a_dimension_outside_the_batch():
 
 
 # ---------------------------------------------------------------------- parameters
-@pytest.mark.parametrize(("name", "value"), [
-    ("n_models", 0), ("n_models", 1.5), ("n_models", True), ("n_models", -2),
-    ("bagging", 0), ("bagging", 1.5), ("bagging", "a"), ("bagging", -0.5),
-    ("combine", "mean"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("n_models", 0),
+        ("n_models", 1.5),
+        ("n_models", True),
+        ("n_models", -2),
+        ("bagging", 0),
+        ("bagging", 1.5),
+        ("bagging", "a"),
+        ("bagging", -0.5),
+        ("combine", "mean"),
+    ],
+)
 def test_invalid_ensemble_parameters_are_named(data, name, value):
     X, y = data
     with pytest.raises(ValueError, match=name):
@@ -624,8 +669,9 @@ def test_ensemble_with_pandas_inputs(data):
     prediction = model.predict(frame)
     assert isinstance(prediction, pd.Series)
     assert prediction.index.equals(index) and prediction.name == "chl"
-    np.testing.assert_allclose(prediction.to_numpy(), np.median(model.predict_members(frame),
-                                                                 axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        prediction.to_numpy(), np.median(model.predict_members(frame), axis=0), rtol=1e-12
+    )
     lower, upper = model.predict_interval(frame)
     assert isinstance(lower, pd.Series) and lower.index.equals(index)
     assert isinstance(upper, pd.Series) and (upper > lower).all()

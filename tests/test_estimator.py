@@ -67,8 +67,9 @@ def test_full_covariance_recovers_target_correlation():
     X = rng.uniform(-1, 1, size=(n, 1))
     noise = rng.multivariate_normal([0, 0], [[0.04, rho * 0.04], [rho * 0.04, 0.04]], size=n)
     y = np.hstack([np.sin(2 * X), X**2]) + noise
-    model = MDN(n_mix=1, hidden=(32, 32), n_iter=1500, n_models=1, random_state=0,
-                verbose=0).fit(X, y)
+    model = MDN(n_mix=1, hidden=(32, 32), n_iter=1500, n_models=1, random_state=0, verbose=0).fit(
+        X, y
+    )
     cov = model.predict_dist(X[:200]).covariance().numpy()
     corr = cov[:, 0, 1] / np.sqrt(cov[:, 0, 0] * cov[:, 1, 1])
     assert abs(np.median(corr) - rho) < 0.1
@@ -110,11 +111,17 @@ def test_scaler_folds_exactly_into_user_units(small_model):
     z_x = torch.as_tensor((X - model.x_shift_) / model.x_scale_, dtype=torch.float32)
     z_y = torch.as_tensor((y[:, None] - model.y_shift_) / model.y_scale_)
     with torch.no_grad():
-        mixture = recalibrate(model.network_(z_x).to(torch.float64), model.member_spread_,
-                              model.component_scale_, model.tail_weight_, members=False)
+        mixture = recalibrate(
+            model.network_(z_x).to(torch.float64),
+            model.member_spread_,
+            model.component_scale_,
+            model.tail_weight_,
+            members=False,
+        )
         scaled = mixture.log_prob(z_y).numpy()
-    np.testing.assert_allclose(model.log_prob(X, y), scaled - np.log(model.y_scale_).sum(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.log_prob(X, y), scaled - np.log(model.y_scale_).sum(), rtol=1e-6
+    )
 
 
 def test_log_target_gives_exact_log_normal_mixture():
@@ -126,8 +133,9 @@ def test_log_target_gives_exact_log_normal_mixture():
     assert isinstance(dist, LogGaussianMixture)
     # log_prob in user units = log-space log_prob - log y (the Jacobian of exp).
     base_log_prob = dist.base.log_prob(torch.as_tensor(np.log(y[:50, None]))).numpy()
-    np.testing.assert_allclose(model.log_prob(X[:50], y[:50]), base_log_prob - np.log(y[:50]),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        model.log_prob(X[:50], y[:50]), base_log_prob - np.log(y[:50]), rtol=1e-10
+    )
     lower, upper = model.predict_interval(X[:50])
     assert np.all(lower > 0) and np.all(model.sample(X[:50], 10, random_state=0) > 0)
     assert np.all((model.predict(X[:50]) > lower) & (model.predict(X[:50]) < upper))
@@ -177,8 +185,7 @@ def test_same_random_state_same_model():
 
 # ---------------------------------------------------------------------- scikit-learn
 def test_check_estimator():
-    results = check_estimator(MDN(hidden=(8,), n_iter=20, verbose=0, random_state=0),
-                              on_fail=None)
+    results = check_estimator(MDN(hidden=(8,), n_iter=20, verbose=0, random_state=0), on_fail=None)
     failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
     assert not failed
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
@@ -205,8 +212,9 @@ def test_clone_pipeline_grid_search_and_cross_validation():
 def test_validation_and_early_stopping_record_history():
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(100, 1)), rng.normal(size=100)
-    model = MDN(hidden=(64, 64), lr=1e-2, l2=0, n_iter=3000, patience=200, verbose=0,
-                random_state=0).fit(X, y)
+    model = MDN(
+        hidden=(64, 64), lr=1e-2, l2=0, n_iter=3000, patience=200, verbose=0, random_state=0
+    ).fit(X, y)
     history = model.history_
     assert model.n_iter_ < 3000, "noise-only data must trigger early stopping"
     assert len(history["val_nll"]) == len(history["step"])
@@ -293,8 +301,9 @@ def test_invalid_prediction_arguments(small_model):
 def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedule():
     assert MDN().n_models == 5
     X, y = make_inverted_sine(400, random_state=3)
-    reference = MDN(**{**REFERENCE, "n_iter": 60, "hidden": (16,), "verbose": 0,
-                       "random_state": 0}).fit(X, y)
+    reference = MDN(
+        **{**REFERENCE, "n_iter": 60, "hidden": (16,), "verbose": 0, "random_state": 0}
+    ).fit(X, y)
     assert reference.network_.n_models == 10
     assert reference.history_["val_nll"] == [] and reference.n_iter_ == 60  # no validation
     assert (reference.combine, reference.bagging, reference.clip_grad) == ("median", 0.75, None)
@@ -310,13 +319,21 @@ def test_weight_averaging_is_on_by_default_and_reaches_the_loop(monkeypatch):
     from mdn.training import train
 
     seen = []
-    monkeypatch.setattr(mdn.estimator, "train",
-                        lambda *args, **kwargs: seen.append(kwargs["ema_decay"])
-                        or train(*args, **kwargs))
+    monkeypatch.setattr(
+        mdn.estimator,
+        "train",
+        lambda *args, **kwargs: seen.append(kwargs["ema_decay"]) or train(*args, **kwargs),
+    )
     X, y = make_inverted_sine(200, random_state=0)
     for decay in (0.99, None, 0.5):
-        MDN(**({} if decay == 0.99 else {"ema_decay": decay}), n_iter=10, hidden=(8,),
-            n_models=1, verbose=0, random_state=0).fit(X, y)
+        MDN(
+            **({} if decay == 0.99 else {"ema_decay": decay}),
+            n_iter=10,
+            hidden=(8,),
+            n_models=1,
+            verbose=0,
+            random_state=0,
+        ).fit(X, y)
     assert seen == [0.99, None, 0.5]
 
 

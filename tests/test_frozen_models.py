@@ -63,21 +63,46 @@ CASES = {
         lambda: _sine_with_outliers(),
     ),
     "ensemble_full_log_bagging": (
-        {"n_models": 3, "hidden": (16, 16), "n_iter": 250, "bagging": 0.8,
-         "target_transform": "log", "lr_schedule": "cosine", "random_state": 3,
-         "validation_fraction": 0.2},
+        {
+            "n_models": 3,
+            "hidden": (16, 16),
+            "n_iter": 250,
+            "bagging": 0.8,
+            "target_transform": "log",
+            "lr_schedule": "cosine",
+            "random_state": 3,
+            "validation_fraction": 0.2,
+        },
         lambda: _three_targets(300, 1),
     ),
     "ensemble_diag_tanh_plateau_missing": (
-        {"n_models": 2, "hidden": (12,), "activation": "tanh", "covariance": "diag",
-         "n_iter": 300, "lr_schedule": "plateau", "lr_patience": 50, "patience": 150,
-         "ema_decay": None, "clip_grad": None, "scaler_x": "minmax", "combine": "mixture",
-         "random_state": 5},
+        {
+            "n_models": 2,
+            "hidden": (12,),
+            "activation": "tanh",
+            "covariance": "diag",
+            "n_iter": 300,
+            "lr_schedule": "plateau",
+            "lr_patience": 50,
+            "patience": 150,
+            "ema_decay": None,
+            "clip_grad": None,
+            "scaler_x": "minmax",
+            "combine": "mixture",
+            "random_state": 5,
+        },
         lambda: _three_targets(300, 2, missing=0.2),
     ),
     "spherical_bic_recalibration": (
-        {"n_models": 3, "hidden": (16,), "covariance": "spherical", "n_iter": 300,
-         "recalibrate": True, "validation_fraction": 0.3, "random_state": 7},
+        {
+            "n_models": 3,
+            "hidden": (16,),
+            "covariance": "spherical",
+            "n_iter": 300,
+            "recalibrate": True,
+            "validation_fraction": 0.3,
+            "random_state": 7,
+        },
         lambda: _two_targets(1500, 3),
     ),
 }
@@ -98,8 +123,9 @@ def _predictions(model: MDN, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarr
     out["log_prob"] = model.log_prob(X, y)
     out["log_prob_missing"] = model.log_prob(X, y_holes)
     out["sample"] = model.sample(X[:50], n_samples=4, random_state=0)
-    out["recalibration"] = np.array([model.member_spread_, model.component_scale_,
-                                     model.tail_weight_])
+    out["recalibration"] = np.array(
+        [model.member_spread_, model.component_scale_, model.tail_weight_]
+    )
     out["n_iter"] = np.array(model.n_iter_)
     return out
 

@@ -21,9 +21,15 @@ def fitted():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 3))
     y = np.c_[X[:, 0] + 0.1 * rng.normal(size=150), X[:, 1] ** 2]
-    model = MDN(hidden=(16, 16), n_iter=200, covariance="full", random_state=0, verbose=0,
-                scaler_x=RobustScaler(quantile_range=(10.0, 90.0)),
-                scaler_y=MinMaxScaler(feature_range=(-1, 1)))
+    model = MDN(
+        hidden=(16, 16),
+        n_iter=200,
+        covariance="full",
+        random_state=0,
+        verbose=0,
+        scaler_x=RobustScaler(quantile_range=(10.0, 90.0)),
+        scaler_y=MinMaxScaler(feature_range=(-1, 1)),
+    )
     return model.fit(X, y), X, y
 
 
@@ -49,8 +55,14 @@ def test_round_trip_of_a_1d_log_target_model_with_feature_names(tmp_path):
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(100, 2)), columns=["r443", "r555"])
     y = np.exp(X["r443"].to_numpy() + 0.1 * rng.normal(size=100))
-    model = MDN(hidden=(8,), n_iter=100, target_transform="log", covariance="diag",
-                random_state=0, verbose=0).fit(X, y)
+    model = MDN(
+        hidden=(8,),
+        n_iter=100,
+        target_transform="log",
+        covariance="diag",
+        random_state=0,
+        verbose=0,
+    ).fit(X, y)
     model.save(tmp_path / "chl.safetensors")
     loaded = MDN.load(tmp_path / "chl.safetensors")
     assert list(loaded.feature_names_in_) == ["r443", "r555"] and loaded.output_1d_
@@ -88,8 +100,7 @@ def test_file_holds_no_pickle_and_names_its_format(fitted, tmp_path):
     assert b"\x80\x04\x95" not in path.read_bytes()  # no pickle protocol-4 stream
 
 
-def test_save_replaces_atomically_and_keeps_the_old_file_on_failure(fitted, tmp_path,
-                                                                      monkeypatch):
+def test_save_replaces_atomically_and_keeps_the_old_file_on_failure(fitted, tmp_path, monkeypatch):
     model, _, _ = fitted
     path = tmp_path / "model.safetensors"
     model.save(path)

@@ -26,12 +26,15 @@ def random_mixture(n: int, k: int, d: int, seed: int) -> GaussianMixture:
 def test_crps_of_a_gaussian_matches_the_closed_form():
     y = np.linspace(-3, 3, 13)
     mean, std = 0.5, 1.7
-    dist = GaussianMixture.from_params(torch.ones(13, 1, dtype=torch.float64),
-                                       torch.full((13, 1, 1), mean, dtype=torch.float64),
-                                       torch.full((13, 1, 1, 1), std**2, dtype=torch.float64))
+    dist = GaussianMixture.from_params(
+        torch.ones(13, 1, dtype=torch.float64),
+        torch.full((13, 1, 1), mean, dtype=torch.float64),
+        torch.full((13, 1, 1, 1), std**2, dtype=torch.float64),
+    )
     z = (y - mean) / std
-    expected = std * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z)
-                      - 1 / math.sqrt(math.pi))
+    expected = std * (
+        z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / math.sqrt(math.pi)
+    )
     np.testing.assert_allclose(metrics.crps(dist, y), expected, rtol=1e-12)
 
 
@@ -50,8 +53,9 @@ def test_crps_of_a_mixture_matches_monte_carlo():
 def test_energy_score_in_one_dimension_is_the_crps():
     dist = random_mixture(30, 3, 1, seed=3)
     y = np.random.default_rng(4).normal(size=30)
-    np.testing.assert_allclose(metrics.energy_score(dist, y, n_samples=40_000),
-                               metrics.crps(dist, y), atol=0.03)
+    np.testing.assert_allclose(
+        metrics.energy_score(dist, y, n_samples=40_000), metrics.crps(dist, y), atol=0.03
+    )
 
 
 def test_crps_of_several_dimensions_and_log_targets_uses_the_energy_score():
@@ -82,8 +86,9 @@ def test_pit_and_coverage_of_draws_from_the_predicted_distribution_are_calibrate
 def test_overconfident_predictions_are_flagged():
     dist = random_mixture(4000, 1, 1, seed=10)
     y = dist.sample(1, torch.Generator().manual_seed(11))[0].numpy()
-    narrow = GaussianMixture(torch.zeros(4000, 1, dtype=torch.float64), dist.means,
-                             dist.precision_cholesky * 3, "full")
+    narrow = GaussianMixture(
+        torch.zeros(4000, 1, dtype=torch.float64), dist.means, dist.precision_cholesky * 3, "full"
+    )
     assert metrics.calibration_error(metrics.pit(narrow, y)) > 0.1
     assert metrics.coverage(narrow, y, [0.9])[0.9] < 0.5
 
@@ -121,8 +126,9 @@ def test_bad_targets_are_refused():
 def fitted():
     X, y = make_inverted_sine(800, random_state=0)
     # No recalibration: the tests below compare with the network's own mixture.
-    model = mdn.MDN(n_iter=300, hidden=(32, 32), n_models=1, verbose=0, random_state=0,
-                    recalibrate=False)
+    model = mdn.MDN(
+        n_iter=300, hidden=(32, 32), n_models=1, verbose=0, random_state=0, recalibrate=False
+    )
     return model.fit(X, y), X, y
 
 
@@ -133,8 +139,7 @@ def test_nll_in_original_units_is_the_scaled_nll_plus_the_log_jacobian(fitted):
     with torch.no_grad():
         scaled = -model.network_(x_scaled).to(torch.float64).log_prob(y_scaled).mean()
     original = metrics.nll(model.predict_dist(X), y)
-    assert original == pytest.approx(float(scaled) + float(np.log(model.y_scale_).sum()),
-                                     rel=1e-6)
+    assert original == pytest.approx(float(scaled) + float(np.log(model.y_scale_).sum()), rel=1e-6)
     assert original == pytest.approx(-model.score(X, y))
 
 
@@ -142,23 +147,42 @@ def test_nll_of_a_log_target_adds_the_log_jacobian_of_the_log():
     rng = np.random.default_rng(13)
     X = rng.uniform(size=(400, 2))
     y = np.exp(X[:, 0] + 0.2 * rng.normal(size=400))
-    model = mdn.MDN(n_iter=150, hidden=(16,), target_transform="log", n_models=1, verbose=0,
-                    random_state=0, recalibrate=False).fit(X, y)
+    model = mdn.MDN(
+        n_iter=150,
+        hidden=(16,),
+        target_transform="log",
+        n_models=1,
+        verbose=0,
+        random_state=0,
+        recalibrate=False,
+    ).fit(X, y)
     x_scaled = torch.as_tensor((X - model.x_shift_) / model.x_scale_, dtype=torch.float32)
     z_scaled = torch.as_tensor((np.log(y)[:, None] - model.y_shift_) / model.y_scale_)
     with torch.no_grad():
         scaled = -model.network_(x_scaled).to(torch.float64).log_prob(z_scaled).mean()
     jacobian = float(np.log(model.y_scale_).sum()) + float(np.log(y).mean())
-    assert metrics.nll(model.predict_dist(X), y) == pytest.approx(float(scaled) + jacobian,
-                                                                  rel=1e-6)
+    assert metrics.nll(model.predict_dist(X), y) == pytest.approx(
+        float(scaled) + jacobian, rel=1e-6
+    )
 
 
 def test_evaluate_reports_every_score(fitted):
     model, X, y = fitted
     result = model.evaluate(X, y)
-    assert set(result) == {"n", "nll", "crps", "calibration_error", "coverage_50",
-                           "coverage_80", "coverage_90", "coverage_95", "rmse_mean",
-                           "mae_mean", "rmse_top", "mae_top"}
+    assert set(result) == {
+        "n",
+        "nll",
+        "crps",
+        "calibration_error",
+        "coverage_50",
+        "coverage_80",
+        "coverage_90",
+        "coverage_95",
+        "rmse_mean",
+        "mae_mean",
+        "rmse_top",
+        "mae_top",
+    }
     assert result["nll"] == pytest.approx(-model.score(X, y))
     assert result["rmse_mean"] == pytest.approx(metrics.rmse(model.predict(X, point="mean"), y))
     assert 0.8 < result["coverage_90"] < 0.97

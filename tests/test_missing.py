@@ -55,8 +55,9 @@ def correlated_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1, 1, size=(n, 2))
     base = np.stack([np.sin(2 * X[:, 0]), X[:, 1], X[:, 0] * X[:, 1]], axis=1)
-    noise = rng.normal(size=(n, 3)) @ np.array([[0.2, 0.1, 0.0], [0.0, 0.15, 0.05],
-                                                 [0.0, 0.0, 0.1]])
+    noise = rng.normal(size=(n, 3)) @ np.array(
+        [[0.2, 0.1, 0.0], [0.0, 0.15, 0.05], [0.0, 0.0, 0.1]]
+    )
     return X, base + noise
 
 
@@ -66,8 +67,9 @@ def test_training_with_30_percent_missing_recovers_the_complete_data_model(covar
     X_test, y_test = correlated_data(2000, seed=4)
     holes = np.random.default_rng(5).uniform(size=y.shape) < 0.3
     y_missing = np.where(holes, np.nan, y)
-    params = dict(n_mix=3, hidden=(32, 32), n_iter=1500, covariance=covariance, verbose=0,
-                  random_state=0)
+    params = dict(
+        n_mix=3, hidden=(32, 32), n_iter=1500, covariance=covariance, verbose=0, random_state=0
+    )
     with pytest.warns(UserWarning, match="every target missing"):  # 2.7 % of rows: all NaN
         gappy = MDN(**params).fit(X, y_missing)
     complete = MDN(**params).fit(X, y)
@@ -79,8 +81,9 @@ def test_training_with_30_percent_missing_recovers_the_complete_data_model(covar
     # Marginal densities of partly observed test rows are finite and agree closely too.
     partial = y_test.copy()
     partial[:, 1] = np.nan
-    np.testing.assert_allclose(gappy.log_prob(X_test, partial).mean(),
-                               complete.log_prob(X_test, partial).mean(), atol=0.15)
+    np.testing.assert_allclose(
+        gappy.log_prob(X_test, partial).mean(), complete.log_prob(X_test, partial).mean(), atol=0.15
+    )
 
 
 def test_rows_without_any_target_are_dropped_with_a_warning_and_columns_must_be_seen():

@@ -135,8 +135,9 @@ def test_log_prob_matches_scipy(kind, d):
     assert actual.shape == (7, 4)
     assert actual.dtype == F64
     assert_close(actual, expected, rtol=1e-5, atol=1e-9)
-    assert_close(gm.component_log_prob(_t(y)), scipy_component_log_prob(w, mu, cov, y),
-                 rtol=1e-5, atol=1e-9)
+    assert_close(
+        gm.component_log_prob(_t(y)), scipy_component_log_prob(w, mu, cov, y), rtol=1e-5, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize(("kind", "d"), KIND_DIMS)
@@ -184,8 +185,12 @@ def test_marginal_log_prob_matches_scipy(kind):
 
 def test_cdf_never_exceeds_one_so_quantile_accepts_it():
     # log_softmax([0, -3, -3]).exp() sums to 1 + 2.2e-16 in float64.
-    gm = GaussianMixture(_t([[0.0, -3.0, -3.0]]), torch.zeros(1, 3, 1, dtype=F64),
-                         torch.ones(1, 3, 1, dtype=F64), "diag")
+    gm = GaussianMixture(
+        _t([[0.0, -3.0, -3.0]]),
+        torch.zeros(1, 3, 1, dtype=F64),
+        torch.ones(1, 3, 1, dtype=F64),
+        "diag",
+    )
     p = gm.cdf(_t([[10.0]]))
     assert float(p) <= 1.0
     assert float(gm.quantile(p)) == math.inf
@@ -228,6 +233,7 @@ def test_sample_marginals_follow_the_mixture_cdf(kind):
     x = gm.sample(20_000, generator=gen(1)).numpy()
     for b in range(2):
         for j in range(2):
+
             def cdf(v, b=b, j=j):
                 pts = np.zeros((v.size, 2, 2))
                 pts[:, b, j] = v
@@ -313,12 +319,14 @@ def test_quantile_matches_brentq_on_the_scipy_cdf():
     std = marginal_std(cov)
     for b in range(3):
         for j in range(2):
+
             def cdf(v, b=b, j=j):
                 return float((w[b] * stats.norm.cdf(v, mu[b, :, j], std[b, :, j])).sum())
 
             for i, level in enumerate(levels):
-                root = optimize.brentq(lambda v, level=level, cdf=cdf: cdf(v) - level,
-                                       -100.0, 100.0, xtol=1e-14)
+                root = optimize.brentq(
+                    lambda v, level=level, cdf=cdf: cdf(v) - level, -100.0, 100.0, xtol=1e-14
+                )
                 assert got[i, b, j] == pytest.approx(root, abs=1e-9)
 
 
@@ -398,8 +406,7 @@ def test_marginal_log_prob_matches_scipy_on_the_sub_covariance(kind, dims):
     sub_mu = mu[..., index]
     sub_cov = cov[..., index, :][..., :, index]
     y = points_near(sub_mu, sub_cov, 6, seed=8)
-    assert_close(sub.log_prob(_t(y)), scipy_log_prob(w, sub_mu, sub_cov, y), rtol=1e-5,
-                 atol=1e-9)
+    assert_close(sub.log_prob(_t(y)), scipy_log_prob(w, sub_mu, sub_cov, y), rtol=1e-5, atol=1e-9)
     assert_close(sub.weights, w, atol=1e-12)
 
 
@@ -407,8 +414,12 @@ def test_one_dimensional_marginal_agrees_with_marginal_log_prob():
     gm, _, mu, cov = make_mixture("full", (3,), 3, 3, seed=61)
     y = _t(points_near(mu, cov, 5, seed=9))
     for j in range(3):
-        assert_close(gm.marginal(j).log_prob(y[..., j : j + 1]), gm.marginal_log_prob(y)[..., j],
-                     rtol=1e-10, atol=1e-10)
+        assert_close(
+            gm.marginal(j).log_prob(y[..., j : j + 1]),
+            gm.marginal_log_prob(y)[..., j],
+            rtol=1e-10,
+            atol=1e-10,
+        )
 
 
 @pytest.mark.parametrize("dims", [[1, 1], [0, -3], [3], [-4], [0, 5], []])
@@ -435,8 +446,10 @@ def test_mode_of_a_bimodal_mixture_is_the_heavier_peak():
     mode = gm.mode().numpy()
     grid = np.linspace(-10.0, 10.0, 200_001)  # step 1e-4
     for b in range(2):
-        density = sum(weights[b, k] * stats.norm.pdf(grid, means[b, k, 0], np.sqrt(var[b, k]))
-                      for k in range(2))
+        density = sum(
+            weights[b, k] * stats.norm.pdf(grid, means[b, k, 0], np.sqrt(var[b, k]))
+            for k in range(2)
+        )
         assert mode[b, 0] == pytest.approx(grid[np.argmax(density)], abs=2e-4)
     assert mode[0, 0] == pytest.approx(4.0, abs=1e-3)
     assert mode[1, 0] == pytest.approx(-2.0, abs=1e-3)
@@ -493,8 +506,9 @@ def test_from_params_round_trips_and_infers_the_covariance_type(kind, d):
     assert_close(gm.means, mu, atol=0)
     assert gm.covariances.shape == cov.shape
     assert_close(gm.covariances, cov, rtol=1e-10, atol=1e-12)
-    assert_close(gm.component_covariance_matrices(), full_matrices(kind, cov, d), rtol=1e-10,
-                 atol=1e-12)
+    assert_close(
+        gm.component_covariance_matrices(), full_matrices(kind, cov, d), rtol=1e-10, atol=1e-12
+    )
     explicit = GaussianMixture.from_params(_t(w), _t(mu), _t(cov), covariance=kind)
     assert explicit.covariance_type == kind
     assert_close(explicit.covariances, cov, rtol=1e-10, atol=1e-12)
@@ -503,14 +517,20 @@ def test_from_params_round_trips_and_infers_the_covariance_type(kind, d):
 def test_from_params_infers_the_type_in_one_dimension_from_the_rank():
     w = np.array([[0.4, 0.6]])
     mu = np.array([[[0.0], [1.0]]])
-    for cov, kind in (([[[[2.0]], [[3.0]]]], "full"), ([[[2.0], [3.0]]], "diag"),
-                      ([[2.0, 3.0]], "spherical")):
+    for cov, kind in (
+        ([[[[2.0]], [[3.0]]]], "full"),
+        ([[[2.0], [3.0]]], "diag"),
+        ([[2.0, 3.0]], "spherical"),
+    ):
         gm = GaussianMixture.from_params(_t(w), _t(mu), _t(cov))
         assert gm.covariance_type == kind
         assert_close(gm.covariances, np.array(cov), rtol=1e-12)
         # All three describe the same distribution.
-        assert_close(gm.log_prob(_t([[0.5]])), scipy_log_prob(w, mu, np.array(
-            [[[[2.0]], [[3.0]]]]), np.array([[0.5]])), rtol=1e-12)
+        assert_close(
+            gm.log_prob(_t([[0.5]])),
+            scipy_log_prob(w, mu, np.array([[[[2.0]], [[3.0]]]]), np.array([[0.5]])),
+            rtol=1e-12,
+        )
 
 
 def test_from_params_accepts_array_likes_and_integer_means():
@@ -570,8 +590,9 @@ def test_constructor_accepts_valid_raw_parameters(kind):
     logits, means, prec = _valid_raw(kind)
     gm = GaussianMixture(logits, means, prec, kind)
     assert_close(gm.weights, torch.full((3, 2), 0.5, dtype=F64), atol=1e-15)
-    assert_close(gm.component_covariance_matrices(),
-                 torch.eye(2, dtype=F64).expand(3, 2, 2, 2), atol=1e-15)
+    assert_close(
+        gm.component_covariance_matrices(), torch.eye(2, dtype=F64).expand(3, 2, 2, 2), atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("kind", COVARIANCE_TYPES)
@@ -636,8 +657,9 @@ def test_constructor_rejects_unknown_covariance_type():
 
 def test_constructor_normalises_logits():
     logits = _t([[1.0, 2.0, 3.0]])
-    gm = GaussianMixture(logits, torch.zeros(1, 3, 1, dtype=F64), torch.ones(1, 3, dtype=F64),
-                         "spherical")
+    gm = GaussianMixture(
+        logits, torch.zeros(1, 3, 1, dtype=F64), torch.ones(1, 3, dtype=F64), "spherical"
+    )
     assert_close(gm.weights, special.softmax([[1.0, 2.0, 3.0]], axis=-1), rtol=1e-12)
     assert_close(gm.log_weights.exp().sum(-1), [1.0], rtol=1e-12)
 
@@ -649,8 +671,9 @@ def test_precision_cholesky_from_covariance_is_the_upper_factor_of_the_precision
     assert np.all(np.diagonal(u, axis1=-2, axis2=-1) > 0)
     assert_close(u @ np.swapaxes(u, -1, -2), np.linalg.inv(cov), rtol=1e-9, atol=1e-9)
     # The scikit-learn convention: U = inverse(L).T with L the lower Cholesky factor.
-    assert_close(u, np.swapaxes(np.linalg.inv(np.linalg.cholesky(cov)), -1, -2), rtol=1e-9,
-                 atol=1e-9)
+    assert_close(
+        u, np.swapaxes(np.linalg.inv(np.linalg.cholesky(cov)), -1, -2), rtol=1e-9, atol=1e-9
+    )
     with pytest.raises(ValueError, match="positive-definite"):
         precision_cholesky_from_covariance(_t([[1.0, 2.0], [2.0, 1.0]]))
 
@@ -744,8 +767,9 @@ def test_two_dimensional_batch(kind):
     d = 2
     w, mu, cov = make_params(kind, (2, 3), 3, d, seed=96)
     gm = GaussianMixture.from_params(_t(w), _t(mu), _t(cov))
-    flat = GaussianMixture.from_params(_t(w.reshape(6, 3)), _t(mu.reshape(6, 3, d)),
-                                       _t(cov.reshape(6, *cov.shape[2:])))
+    flat = GaussianMixture.from_params(
+        _t(w.reshape(6, 3)), _t(mu.reshape(6, 3, d)), _t(cov.reshape(6, *cov.shape[2:]))
+    )
     covs = full_matrices(kind, cov, d)
     assert gm.batch_shape == (2, 3)
     assert len(gm) == 2
@@ -765,8 +789,9 @@ def test_two_dimensional_batch(kind):
     assert gm.quantile(0.3).shape == (2, 3, d)
     q = gm.quantile(_t([0.1, 0.5, 0.9]).reshape(3, 1, 1, 1))
     assert q.shape == (3, 2, 3, d)
-    assert_close(q.reshape(3, 6, d), flat.quantile(_t([0.1, 0.5, 0.9]).reshape(3, 1, 1)),
-                 atol=1e-10)
+    assert_close(
+        q.reshape(3, 6, d), flat.quantile(_t([0.1, 0.5, 0.9]).reshape(3, 1, 1)), atol=1e-10
+    )
     lo, hi = gm.interval(0.8)
     assert lo.shape == hi.shape == (2, 3, d)
     assert bool((lo < hi).all())
@@ -786,8 +811,9 @@ def test_two_dimensional_batch(kind):
 
 def test_repr_names_the_shape_and_type():
     gm, *_ = make_mixture("diag", (4,), 3, 2, seed=97)
-    assert repr(gm) == "GaussianMixture(batch_shape=(4,), n_components=3, n_dims=2, " \
-        "covariance='diag')"
+    assert (
+        repr(gm) == "GaussianMixture(batch_shape=(4,), n_components=3, n_dims=2, covariance='diag')"
+    )
 
 
 # ---------------------------------------------------------------------- property tests
@@ -832,8 +858,9 @@ def test_property_log_prob_is_finite_and_sums_the_components(case):
     else:
         cov = full_matrices(gm.covariance_type, 1.0 / u**2, gm.n_dims)
     w = gm.weights.numpy()
-    np.testing.assert_allclose(comp, scipy_component_log_prob(w, gm.means.numpy(), cov, y),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        comp, scipy_component_log_prob(w, gm.means.numpy(), cov, y), rtol=1e-6, atol=1e-6
+    )
     resp = gm.responsibilities(_t(y)).numpy()
     assert np.all(resp >= 0)
     np.testing.assert_allclose(resp.sum(-1), 1.0, rtol=1e-12)
@@ -848,8 +875,11 @@ def test_property_cdf_is_a_non_decreasing_probability(case):
     assert np.all((p >= 0) & (p <= 1))
     assert np.all(np.diff(p, axis=0) >= -1e-15)
     q = gm.quantile(_t(np.linspace(0.01, 0.99, 5)).reshape(5, 1, 1))
-    np.testing.assert_allclose(gm.cdf(q).numpy(), np.broadcast_to(
-        np.linspace(0.01, 0.99, 5)[:, None, None], q.shape), atol=1e-10)
+    np.testing.assert_allclose(
+        gm.cdf(q).numpy(),
+        np.broadcast_to(np.linspace(0.01, 0.99, 5)[:, None, None], q.shape),
+        atol=1e-10,
+    )
 
 
 @PROPERTY_SETTINGS
@@ -860,5 +890,6 @@ def test_property_covariance_is_symmetric_positive_semidefinite(case):
     np.testing.assert_allclose(cov, np.swapaxes(cov, -1, -2), rtol=1e-12, atol=1e-12)
     eig = np.linalg.eigvalsh(cov)
     assert np.all(eig >= -1e-10 * np.abs(eig).max(-1, keepdims=True))
-    np.testing.assert_allclose(np.diagonal(cov, axis1=-2, axis2=-1), gm.variance().numpy(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        np.diagonal(cov, axis1=-2, axis2=-1), gm.variance().numpy(), rtol=1e-10
+    )

@@ -14,8 +14,9 @@ HEAD_CASES = [(cov, d) for cov in COVARIANCES for d in (1, 3)]
 
 
 def rebuild_validated(gm: GaussianMixture) -> GaussianMixture:
-    return GaussianMixture(gm.log_weights, gm.means, gm.precision_cholesky, gm.covariance_type,
-                           validate=True)
+    return GaussianMixture(
+        gm.log_weights, gm.means, gm.precision_cholesky, gm.covariance_type, validate=True
+    )
 
 
 # ---------------------------------------------------------------------- head
@@ -64,8 +65,7 @@ def test_head_output_passes_validation_and_respects_variance_floor(covariance, d
 def test_head_variance_floor_follows_epsilon(covariance):
     torch.manual_seed(2)
     for epsilon in (1e-6, 0.5):
-        head = MixtureDensityHead(4, n_targets=2, n_mix=2, covariance=covariance,
-                                  epsilon=epsilon)
+        head = MixtureDensityHead(4, n_targets=2, n_mix=2, covariance=covariance, epsilon=epsilon)
         with torch.no_grad():
             gm = head(1e3 * torch.randn(300, 4))
         variances = gm.component_covariance_matrices().diagonal(dim1=-2, dim2=-1)
@@ -206,25 +206,40 @@ def test_mlp_without_hidden_layers_is_identity():
 
 def test_network_wires_trunk_into_head():
     torch.manual_seed(5)
-    net = MixtureDensityNetwork(3, n_targets=2, n_mix=4, hidden=(9, 6), activation="elu",
-                                covariance="diag", epsilon=1e-2)
+    net = MixtureDensityNetwork(
+        3, n_targets=2, n_mix=4, hidden=(9, 6), activation="elu", covariance="diag", epsilon=1e-2
+    )
     assert net.trunk.out_features == 6
     assert net.head.linear.in_features == 6
     assert (net.head.n_mix, net.head.n_targets, net.head.covariance, net.head.epsilon) == (
-        4, 2, "diag", 1e-2)
+        4,
+        2,
+        "diag",
+        1e-2,
+    )
     x = torch.randn(8, 3)
     gm = net(x)
     assert gm.batch_shape == (8,) and gm.n_components == 4 and gm.n_dims == 2
-    torch.testing.assert_close(gm.log_prob(torch.zeros(8, 2)),
-                               net.head(net.trunk(x)).log_prob(torch.zeros(8, 2)))
+    torch.testing.assert_close(
+        gm.log_prob(torch.zeros(8, 2)), net.head(net.trunk(x)).log_prob(torch.zeros(8, 2))
+    )
     direct = MixtureDensityNetwork(3, n_targets=1, hidden=())
     assert direct.head.linear.in_features == 3
 
 
 # ---------------------------------------------------------------------- the fused training loss
-@pytest.mark.parametrize(("covariance", "d"), [("diag", 1), ("diag", 3), ("spherical", 1),
-                                               ("spherical", 3), ("full", 1), ("full", 2),
-                                               ("full", 4)])
+@pytest.mark.parametrize(
+    ("covariance", "d"),
+    [
+        ("diag", 1),
+        ("diag", 3),
+        ("spherical", 1),
+        ("spherical", 3),
+        ("full", 1),
+        ("full", 2),
+        ("full", 4),
+    ],
+)
 @pytest.mark.parametrize("n_models", [None, 3])
 def test_fused_nll_and_its_gradient_equal_the_mixture_path(covariance, d, n_models):
     torch.manual_seed(0)
@@ -242,8 +257,7 @@ def test_fused_nll_and_its_gradient_equal_the_mixture_path(covariance, d, n_mode
     for got, want in zip(fused_grads, reference_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
     # and the closed-form backward against finite differences
-    assert torch.autograd.gradcheck(lambda f: head.nll(f, y),
-                                    (features.clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(lambda f: head.nll(f, y), (features.clone().requires_grad_(),))
 
 
 def test_network_forward_with_targets_is_the_nll():

@@ -32,8 +32,9 @@ def data():
 
 def assert_matches(scaling: AffineScaling, fitted, X: np.ndarray) -> None:
     np.testing.assert_allclose(scaling.transform(X), fitted.transform(X), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(scaling.inverse_transform(scaling.transform(X)), X, rtol=1e-12,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        scaling.inverse_transform(scaling.transform(X)), X, rtol=1e-12, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCALERS))
@@ -50,8 +51,12 @@ def test_named_scalers_reproduce_sklearn(name, data):
 
 @pytest.mark.parametrize(
     "scaler",
-    [StandardScaler(with_mean=False), MinMaxScaler(feature_range=(-3, 7)),
-     RobustScaler(quantile_range=(10, 90)), StandardScaler()],
+    [
+        StandardScaler(with_mean=False),
+        MinMaxScaler(feature_range=(-3, 7)),
+        RobustScaler(quantile_range=(10, 90)),
+        StandardScaler(),
+    ],
     ids=repr,
 )
 def test_transformer_instances_are_cloned_and_reproduced(scaler, data):
@@ -135,5 +140,6 @@ def test_single_row_gives_finite_scaling():
     for name in SCALERS:
         scaling = fit_scaling(name, X, "x_scaler")
         assert np.all(np.isfinite(scaling.shift)) and np.all(np.isfinite(scaling.scale)), name
-        np.testing.assert_allclose(scaling.transform(X), SCALERS[name]().fit(X).transform(X),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            scaling.transform(X), SCALERS[name]().fit(X).transform(X), atol=1e-12
+        )

@@ -29,8 +29,9 @@ def linear_data(n: int, seed: int, noise: float = 0.3) -> tuple[torch.Tensor, to
 
 def small_net(seed: int = 0, hidden=(16,), **kwargs) -> MixtureDensityNetwork:
     torch.manual_seed(seed)
-    return MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=hidden, activation="tanh",
-                                 **kwargs)
+    return MixtureDensityNetwork(
+        1, n_targets=1, n_mix=2, hidden=hidden, activation="tanh", **kwargs
+    )
 
 
 def nll(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -56,8 +57,9 @@ class InjectNaN(nn.Module):
         elif means.requires_grad:  # finite loss, non-finite gradient
             means = means + 0.0
             means.register_hook(lambda grad: grad * math.nan)
-        return GaussianMixture(gm.log_weights, means, gm.precision_cholesky, gm.covariance_type,
-                               validate=False)
+        return GaussianMixture(
+            gm.log_weights, means, gm.precision_cholesky, gm.covariance_type, validate=False
+        )
 
 
 class Always:
@@ -71,8 +73,16 @@ def test_train_decreases_nll():
     x_test, y_test = linear_data(256, seed=1)
     net = small_net()
     before = nll(net, x_test, y_test)
-    history = train(net, x, y, n_iter=300, batch_size=64, lr=1e-2, eval_every=50,
-                    generator=torch.Generator().manual_seed(0))
+    history = train(
+        net,
+        x,
+        y,
+        n_iter=300,
+        batch_size=64,
+        lr=1e-2,
+        eval_every=50,
+        generator=torch.Generator().manual_seed(0),
+    )
     after = nll(net, x_test, y_test)
     assert after < before - 0.5, (before, after)
     # Noise sd 0.3: the best possible NLL is 0.5 * log(2 pi e 0.09) ~= 0.22.
@@ -83,8 +93,15 @@ def test_train_decreases_nll():
 
 def test_history_without_validation():
     x, y = linear_data(100, seed=0)
-    history = train(small_net(), x, y, n_iter=120, batch_size=32, eval_every=50,
-                    generator=torch.Generator().manual_seed(0))
+    history = train(
+        small_net(),
+        x,
+        y,
+        n_iter=120,
+        batch_size=32,
+        eval_every=50,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert isinstance(history, History)
     assert history.step == [50, 100, 120]  # the last iteration is always evaluated
     assert len(history.train_nll) == len(history.step)
@@ -93,21 +110,41 @@ def test_history_without_validation():
     assert history.n_iter == 120
     assert history.best_step == 120
     assert history.recoveries == 0
-    assert set(history.as_dict()) == {"step", "train_nll", "val_nll", "best_step", "n_iter",
-                                      "recoveries", "member_val_nll", "member_best_step"}
+    assert set(history.as_dict()) == {
+        "step",
+        "train_nll",
+        "val_nll",
+        "best_step",
+        "n_iter",
+        "recoveries",
+        "member_val_nll",
+        "member_best_step",
+    }
 
 
 def test_history_with_validation():
     x, y = linear_data(100, seed=0)
     x_val, y_val = linear_data(50, seed=1)
-    history = train(small_net(), x, y, x_val=x_val, y_val=y_val, n_iter=200, batch_size=32,
-                    lr=1e-2, eval_every=25, generator=torch.Generator().manual_seed(0))
+    history = train(
+        small_net(),
+        x,
+        y,
+        x_val=x_val,
+        y_val=y_val,
+        n_iter=200,
+        batch_size=32,
+        lr=1e-2,
+        eval_every=25,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert history.step == list(range(25, 201, 25))
     assert len(history.train_nll) == len(history.val_nll) == len(history.step)
     assert history.n_iter == 200
     assert history.best_step in history.step
-    assert history.best_step == history.step[min(range(len(history.val_nll)),
-                                                 key=history.val_nll.__getitem__)]
+    assert (
+        history.best_step
+        == history.step[min(range(len(history.val_nll)), key=history.val_nll.__getitem__)]
+    )
 
 
 def test_empty_validation_set_is_ignored():
@@ -130,9 +167,20 @@ def test_early_stopping_restores_the_best_weights():
     x_val, y_val = linear_data(200, seed=4, noise=0.5)
     net = small_net(hidden=(64, 64), epsilon=1e-4)
     n_iter, patience = 3000, 100
-    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=n_iter, batch_size=12,
-                    lr=2e-2, l2=0.0, patience=patience, eval_every=10,
-                    generator=torch.Generator().manual_seed(0))
+    history = train(
+        net,
+        x,
+        y,
+        x_val=x_val,
+        y_val=y_val,
+        n_iter=n_iter,
+        batch_size=12,
+        lr=2e-2,
+        l2=0.0,
+        patience=patience,
+        eval_every=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert history.n_iter < n_iter
     assert history.n_iter == history.step[-1]
     # It stops at the first evaluation a full patience after the best one.
@@ -147,8 +195,19 @@ def test_without_patience_runs_all_iterations_but_keeps_best_weights():
     x, y = linear_data(12, seed=3, noise=0.5)
     x_val, y_val = linear_data(200, seed=4, noise=0.5)
     net = small_net(hidden=(64, 64), epsilon=1e-4)
-    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=400, batch_size=12, lr=2e-2,
-                    l2=0.0, eval_every=10, generator=torch.Generator().manual_seed(0))
+    history = train(
+        net,
+        x,
+        y,
+        x_val=x_val,
+        y_val=y_val,
+        n_iter=400,
+        batch_size=12,
+        lr=2e-2,
+        l2=0.0,
+        eval_every=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert history.n_iter == 400
     assert history.best_step < 400
     assert nll(net, x_val, y_val) == pytest.approx(min(history.val_nll), abs=1e-5)
@@ -159,8 +218,16 @@ def _state_after_training(init_seed: int, generator_seed: int, global_seed: int 
     x, y = linear_data(100, seed=0)
     net = small_net(seed=init_seed)
     torch.manual_seed(global_seed)  # the minibatch order must come from the generator alone
-    train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=20,
-          generator=torch.Generator().manual_seed(generator_seed))
+    train(
+        net,
+        x,
+        y,
+        n_iter=60,
+        batch_size=16,
+        lr=1e-2,
+        eval_every=20,
+        generator=torch.Generator().manual_seed(generator_seed),
+    )
     return net.state_dict()
 
 
@@ -191,8 +258,9 @@ def test_callback_returning_true_stops_at_first_evaluation():
 def test_callbacks_returning_none_do_not_stop():
     x, y = linear_data(50, seed=0)
     calls = []
-    history = train(small_net(), x, y, n_iter=100, eval_every=25,
-                    callbacks=[lambda h: calls.append(h.step[-1])])
+    history = train(
+        small_net(), x, y, n_iter=100, eval_every=25, callbacks=[lambda h: calls.append(h.step[-1])]
+    )
     assert history.n_iter == 100
     assert calls == [25, 50, 75, 100]
 
@@ -203,8 +271,16 @@ def test_transient_nan_triggers_recoveries(where, caplog):
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={1, 2}, where=where)
     with caplog.at_level(logging.WARNING, logger="mdn.training"):
-        history = train(net, x, y, n_iter=50, batch_size=16, lr=1e-2, eval_every=25,
-                        generator=torch.Generator().manual_seed(0))
+        history = train(
+            net,
+            x,
+            y,
+            n_iter=50,
+            batch_size=16,
+            lr=1e-2,
+            eval_every=25,
+            generator=torch.Generator().manual_seed(0),
+        )
     assert history.recoveries == 2
     assert history.n_iter == 50 and history.step == [25, 50]
     assert all(math.isfinite(v) for v in history.train_nll)
@@ -219,8 +295,17 @@ def test_transient_nan_triggers_recoveries(where, caplog):
 def test_nan_after_an_evaluation_restarts_from_the_saved_weights(ema_decay):
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={31})
-    history = train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=30,
-                    ema_decay=ema_decay, generator=torch.Generator().manual_seed(0))
+    history = train(
+        net,
+        x,
+        y,
+        n_iter=60,
+        batch_size=16,
+        lr=1e-2,
+        eval_every=30,
+        ema_decay=ema_decay,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert history.recoveries == 1
     assert history.step == [30, 60] and history.n_iter == 60
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -251,14 +336,26 @@ def _gradient_norms_seen_by_adam(clip_grad, monkeypatch) -> list[float]:
 
     def record(optimizer):
         grads = [p.grad for params, _ in optimizer.groups for p in params]
-        norms.append(float(torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(g) for g in grads]))))
+        norms.append(
+            float(
+                torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            )
+        )
         step(optimizer)
 
     x, y = linear_data(64, seed=0, noise=0.05)
     monkeypatch.setattr(training._Adam, "step", record)
-    train(small_net(), x, y, n_iter=40, batch_size=16, lr=1e-2, clip_grad=clip_grad,
-          eval_every=20, generator=torch.Generator().manual_seed(0))
+    train(
+        small_net(),
+        x,
+        y,
+        n_iter=40,
+        batch_size=16,
+        lr=1e-2,
+        clip_grad=clip_grad,
+        eval_every=20,
+        generator=torch.Generator().manual_seed(0),
+    )
     monkeypatch.undo()
     return norms
 
@@ -281,8 +378,17 @@ def test_l2_shrinks_the_weights():
 
     def weight_norm(l2):
         net = small_net()
-        train(net, x, y, n_iter=150, batch_size=64, lr=1e-2, l2=l2, eval_every=50,
-              generator=torch.Generator().manual_seed(0))
+        train(
+            net,
+            x,
+            y,
+            n_iter=150,
+            batch_size=64,
+            lr=1e-2,
+            l2=l2,
+            eval_every=50,
+            generator=torch.Generator().manual_seed(0),
+        )
         weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
         return float(sum(w.detach().square().sum() for w in weights))
 
@@ -308,15 +414,17 @@ def test_denormals_are_flushed_during_training_and_the_flag_is_restored():
 
 
 # ---------------------------------------------------------------------- back-propagation by hand
-@pytest.mark.parametrize(("covariance", "d", "n_models"), [("diag", 1, None), ("full", 3, None),
-                                                           ("full", 2, 4), ("diag", 1, 1)])
+@pytest.mark.parametrize(
+    ("covariance", "d", "n_models"),
+    [("diag", 1, None), ("full", 3, None), ("full", 2, 4), ("diag", 1, 1)],
+)
 def test_relu_backprop_by_hand_equals_autograd(covariance, d, n_models):
     torch.manual_seed(2)
-    network = MixtureDensityNetwork(5, d, n_mix=3, hidden=(16, 16), covariance=covariance,
-                                    n_models=n_models).double()
+    network = MixtureDensityNetwork(
+        5, d, n_mix=3, hidden=(16, 16), covariance=covariance, n_models=n_models
+    ).double()
     shape = (n_models, 32) if n_models else (32,)
-    x, y = torch.randn(*shape, 5, dtype=torch.float64), torch.randn(*shape, d,
-                                                                    dtype=torch.float64)
+    x, y = torch.randn(*shape, 5, dtype=torch.float64), torch.randn(*shape, d, dtype=torch.float64)
     expected_loss = training._member_nll(network, x, y)
     expected = torch.autograd.grad(expected_loss.sum(), list(network.parameters()))
     training._FlatGradients(list(network.parameters()), n_models or 1)
@@ -335,8 +443,16 @@ def test_training_by_hand_and_through_autograd_agree():
         torch.manual_seed(4)
         network = MixtureDensityNetwork(1, 1, n_mix=2, hidden=(16, 16))
         explicit = (lambda xb, yb: training._member_nll(network, xb, yb)) if loss_fn else None
-        train(network, x, y, n_iter=60, batch_size=32, clip_grad=1.0, loss_fn=explicit,
-              generator=torch.Generator().manual_seed(5))
+        train(
+            network,
+            x,
+            y,
+            n_iter=60,
+            batch_size=32,
+            clip_grad=1.0,
+            loss_fn=explicit,
+            generator=torch.Generator().manual_seed(5),
+        )
         return network
 
     by_hand, through_autograd = fit(False), fit(True)
@@ -352,8 +468,11 @@ def test_adam_matches_torch_fused_adam_with_coupled_l2():
     ours = training._Adam(network, lr=1e-2, l2=1e-2)
     weights = [p for n, p in twin.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in twin.named_parameters() if not n.endswith("weight")]
-    reference = torch.optim.Adam([{"params": weights, "weight_decay": 2e-2},
-                                  {"params": biases, "weight_decay": 0.0}], lr=1e-2, fused=True)
+    reference = torch.optim.Adam(
+        [{"params": weights, "weight_decay": 2e-2}, {"params": biases, "weight_decay": 0.0}],
+        lr=1e-2,
+        fused=True,
+    )
     for _ in range(5):
         x, y = torch.randn(16, 3), torch.randn(16, 1)
         for net in (network, twin):
@@ -377,8 +496,15 @@ def _learning_rates_seen_by_adam(monkeypatch, net=None, **kwargs) -> list[float]
 
     monkeypatch.setattr(training._Adam, "step", record)
     x, y = linear_data(64, 0)
-    train(net or small_net(), x, y, batch_size=16, eval_every=10,
-          generator=torch.Generator().manual_seed(0), **kwargs)
+    train(
+        net or small_net(),
+        x,
+        y,
+        batch_size=16,
+        eval_every=10,
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
     monkeypatch.undo()
     return seen
 
@@ -395,8 +521,13 @@ def test_constant_schedule_keeps_the_rate(monkeypatch):
 
 
 def test_cosine_schedule_continues_from_the_halved_rate_after_a_recovery(monkeypatch):
-    seen = _learning_rates_seen_by_adam(monkeypatch, net=InjectNaN(small_net(), bad_calls={15}),
-                                        n_iter=40, lr=0.02, lr_schedule="cosine")
+    seen = _learning_rates_seen_by_adam(
+        monkeypatch,
+        net=InjectNaN(small_net(), bad_calls={15}),
+        n_iter=40,
+        lr=0.02,
+        lr_schedule="cosine",
+    )
     assert len(seen) == 40  # the bad step is not taken
     assert seen[20] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 20 / 40)))
 
@@ -404,8 +535,15 @@ def test_cosine_schedule_continues_from_the_halved_rate_after_a_recovery(monkeyp
 def test_plateau_schedule_halves_the_rate_after_lr_patience_without_a_gain(monkeypatch):
     x_val, y_val = linear_data(32, 1)
     # A learning rate far too large: the validation NLL stops improving early.
-    seen = _learning_rates_seen_by_adam(monkeypatch, n_iter=200, lr=0.5, x_val=x_val,
-                                        y_val=y_val, lr_schedule="plateau", lr_patience=30)
+    seen = _learning_rates_seen_by_adam(
+        monkeypatch,
+        n_iter=200,
+        lr=0.5,
+        x_val=x_val,
+        y_val=y_val,
+        lr_schedule="plateau",
+        lr_patience=30,
+    )
     changes = [t for t in range(1, len(seen)) if seen[t] != seen[t - 1]]
     assert changes, "the rate was never cut"
     assert all(seen[t] == seen[t - 1] / 2 for t in changes)
@@ -417,8 +555,17 @@ def test_plateau_schedule_halves_the_rate_after_lr_patience_without_a_gain(monke
 def test_plateau_with_lr_patience_beyond_patience_warns():
     x, y = linear_data(32, 0)
     with pytest.warns(UserWarning, match="never lowers the rate"):
-        train(small_net(), x, y, n_iter=5, x_val=x, y_val=y, patience=100,
-              lr_schedule="plateau", lr_patience=100)
+        train(
+            small_net(),
+            x,
+            y,
+            n_iter=5,
+            x_val=x,
+            y_val=y,
+            patience=100,
+            lr_schedule="plateau",
+            lr_patience=100,
+        )
 
 
 def test_unknown_schedule_is_refused():
@@ -457,9 +604,19 @@ def _trained_with_recorded_steps(ema_decay, n_models=None, **kwargs):
     def record(history):  # callbacks run after the averaged weights are swapped out again
         recorded.append([p.detach().clone() for p in net.parameters()])
 
-    history = train(net, x, y, n_iter=30, batch_size=16, lr=1e-2, eval_every=1,
-                    ema_decay=ema_decay, callbacks=[record],
-                    generator=torch.Generator().manual_seed(0), **kwargs)
+    history = train(
+        net,
+        x,
+        y,
+        n_iter=30,
+        batch_size=16,
+        lr=1e-2,
+        eval_every=1,
+        ema_decay=ema_decay,
+        callbacks=[record],
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
     return net, initial, recorded, history
 
 
@@ -496,15 +653,25 @@ def test_each_member_keeps_the_average_of_its_own_best_step():
     x, y = linear_data(12, seed=3, noise=0.5)
     x_val, y_val = linear_data(200, seed=4, noise=0.5)
     torch.manual_seed(0)
-    net = MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=(64, 64), n_models=3,
-                                epsilon=1e-4)
+    net = MixtureDensityNetwork(1, n_targets=1, n_mix=2, hidden=(64, 64), n_models=3, epsilon=1e-4)
     initial = [p.detach().clone() for p in net.parameters()]
     recorded = []
-    history = train(net, x, y, x_val=x_val, y_val=y_val, n_iter=600, batch_size=12, lr=2e-2,
-                    l2=0.0, eval_every=1, patience=40, ema_decay=0.9,
-                    callbacks=[lambda h: recorded.append([p.detach().clone()
-                                                          for p in net.parameters()])],
-                    generator=[torch.Generator().manual_seed(e) for e in range(3)])
+    history = train(
+        net,
+        x,
+        y,
+        x_val=x_val,
+        y_val=y_val,
+        n_iter=600,
+        batch_size=12,
+        lr=2e-2,
+        l2=0.0,
+        eval_every=1,
+        patience=40,
+        ema_decay=0.9,
+        callbacks=[lambda h: recorded.append([p.detach().clone() for p in net.parameters()])],
+        generator=[torch.Generator().manual_seed(e) for e in range(3)],
+    )
     averages = _moving_averages(initial, recorded, 0.9)
     best = history.member_best_step
     assert len(set(best)) > 1 and max(best) < history.n_iter
@@ -523,8 +690,17 @@ def test_gpu_style_recovery_restarts_the_average_too(monkeypatch, where, bad_cal
     monkeypatch.setattr(training, "_checks_each_step", lambda device: False)
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={bad_call}, where=where)
-    history = train(net, x, y, n_iter=60, batch_size=16, lr=1e-2, eval_every=30,
-                    ema_decay=0.9, generator=torch.Generator().manual_seed(0))
+    history = train(
+        net,
+        x,
+        y,
+        n_iter=60,
+        batch_size=16,
+        lr=1e-2,
+        eval_every=30,
+        ema_decay=0.9,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert history.recoveries == 1
     assert history.step == [30, 60] and all(math.isfinite(v) for v in history.train_nll)
     assert all(torch.isfinite(p).all() for p in net.parameters())

@@ -15,8 +15,15 @@ from mdn import AffineTransform, GaussianMixture, LogGaussianMixture
 DTYPE = torch.float64
 
 
-def random_mixture(covariance: str, d: int, k: int = 3, batch: int = 2, seed: int = 0,
-                   spread: float = 1.0, var_scale: float = 1.0) -> GaussianMixture:
+def random_mixture(
+    covariance: str,
+    d: int,
+    k: int = 3,
+    batch: int = 2,
+    seed: int = 0,
+    spread: float = 1.0,
+    var_scale: float = 1.0,
+) -> GaussianMixture:
     """A float64 mixture of ``k`` components over ``d`` dimensions with batch shape (batch,)."""
     g = torch.Generator().manual_seed(seed)
     weights = torch.rand(batch, k, generator=g, dtype=DTYPE) + 0.2
@@ -33,8 +40,9 @@ def random_mixture(covariance: str, d: int, k: int = 3, batch: int = 2, seed: in
 
 
 def rebuild_validated(gm: GaussianMixture) -> GaussianMixture:
-    return GaussianMixture(gm.log_weights, gm.means, gm.precision_cholesky, gm.covariance_type,
-                           validate=True)
+    return GaussianMixture(
+        gm.log_weights, gm.means, gm.precision_cholesky, gm.covariance_type, validate=True
+    )
 
 
 # ====================================================================== AffineTransform
@@ -43,10 +51,7 @@ SCALES = {
     3: [[2.0, 0.5, 3.0], [1.5, -0.7, 4.0], [-1.0, -2.0, 0.25]],
 }
 AFFINE_CASES = [
-    (cov, d, scale)
-    for cov in ("full", "diag", "spherical")
-    for d in (1, 3)
-    for scale in SCALES[d]
+    (cov, d, scale) for cov in ("full", "diag", "spherical") for d in (1, 3) for scale in SCALES[d]
 ]
 
 
@@ -146,7 +151,8 @@ def test_affine_transform_rejects_dimension_mismatch(covariance):
 # ====================================================================== LogGaussianMixture
 def lognormal_1d(mu: float, sigma: float) -> LogGaussianMixture:
     base = GaussianMixture.from_params(
-        torch.ones(1, 1, dtype=DTYPE), torch.tensor([[[mu]]], dtype=DTYPE),
+        torch.ones(1, 1, dtype=DTYPE),
+        torch.tensor([[[mu]]], dtype=DTYPE),
         torch.tensor([[sigma**2]], dtype=DTYPE),
     )
     return LogGaussianMixture(base)
@@ -157,20 +163,24 @@ def test_log_prob_matches_scipy_lognorm_single_component():
     lgm = lognormal_1d(mu, sigma)
     y = np.linspace(0.01, 8.0, 200)
     got = lgm.log_prob(torch.tensor(y).reshape(-1, 1, 1)).reshape(-1).numpy()
-    np.testing.assert_allclose(got, stats.lognorm(s=sigma, scale=np.exp(mu)).logpdf(y),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        got, stats.lognorm(s=sigma, scale=np.exp(mu)).logpdf(y), rtol=1e-10, atol=1e-10
+    )
 
 
 def test_log_prob_matches_scipy_lognorm_mixture_1d():
     weights, mus, sigmas = np.array([0.3, 0.7]), np.array([-0.5, 1.0]), np.array([0.4, 0.9])
     base = GaussianMixture.from_params(
-        torch.tensor(weights)[None], torch.tensor(mus).reshape(1, 2, 1),
+        torch.tensor(weights)[None],
+        torch.tensor(mus).reshape(1, 2, 1),
         torch.tensor(sigmas**2)[None],
     )
     y = np.linspace(0.02, 12.0, 300)
     got = LogGaussianMixture(base).log_prob(torch.tensor(y).reshape(-1, 1, 1)).reshape(-1)
-    pdfs = [w * stats.lognorm(s=s, scale=np.exp(m)).pdf(y)
-            for w, m, s in zip(weights, mus, sigmas, strict=True)]
+    pdfs = [
+        w * stats.lognorm(s=s, scale=np.exp(m)).pdf(y)
+        for w, m, s in zip(weights, mus, sigmas, strict=True)
+    ]
     np.testing.assert_allclose(got.numpy(), np.log(sum(pdfs)), rtol=1e-10, atol=1e-10)
 
 
@@ -188,8 +198,8 @@ def test_log_prob_matches_scipy_2d(covariance):
     log_y = np.log(y.numpy())
     for b in range(2):
         comps = [
-            np.log(weights[b, k]) + stats.multivariate_normal(means[b, k], covs[b, k]).logpdf(
-                log_y[:, b])
+            np.log(weights[b, k])
+            + stats.multivariate_normal(means[b, k], covs[b, k]).logpdf(log_y[:, b])
             for k in range(2)
         ]
         expected = logsumexp(np.stack(comps), axis=0) - log_y[:, b].sum(-1)
@@ -198,8 +208,9 @@ def test_log_prob_matches_scipy_2d(covariance):
 
 def test_log_prob_is_minus_inf_outside_the_positive_orthant():
     lgm = LogGaussianMixture(random_mixture("full", 2, k=2, batch=1))
-    y = torch.tensor([[[0.0, 1.0]], [[1.0, -2.0]], [[-1.0, -1.0]], [[0.0, 0.0]], [[1.0, 1.0]]],
-                     dtype=DTYPE)
+    y = torch.tensor(
+        [[[0.0, 1.0]], [[1.0, -2.0]], [[-1.0, -1.0]], [[0.0, 0.0]], [[1.0, 1.0]]], dtype=DTYPE
+    )
     out = lgm.log_prob(y)
     assert out.shape == (5, 1)
     assert bool((out[:4] == -math.inf).all())
@@ -253,15 +264,15 @@ def test_mean_and_covariance_match_monte_carlo(covariance):
     products = centred.unsqueeze(-1) * centred.unsqueeze(-2)  # (n, 2, 2, 2)
     mc_cov = products.mean(0)
     se_cov = products.std(0) / math.sqrt(n)
-    assert bool(((mc_cov - lgm.covariance()).abs() <= 5 * se_cov).all()), (mc_cov,
-                                                                          lgm.covariance())
+    assert bool(((mc_cov - lgm.covariance()).abs() <= 5 * se_cov).all()), (mc_cov, lgm.covariance())
     torch.testing.assert_close(lgm.variance(), lgm.covariance().diagonal(dim1=-2, dim2=-1))
 
 
 def test_mode_single_lognormal_1d():
     for mu, sigma in [(0.0, 1.0), (1.2, 0.3), (-0.5, 0.8)]:
-        assert lognormal_1d(mu, sigma).mode().item() == pytest.approx(math.exp(mu - sigma**2),
-                                                                      rel=1e-6)
+        assert lognormal_1d(mu, sigma).mode().item() == pytest.approx(
+            math.exp(mu - sigma**2), rel=1e-6
+        )
 
 
 @pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
@@ -274,11 +285,13 @@ def test_mode_single_lognormal_2d(covariance):
 def test_mode_single_lognormal_2d_full_explicit():
     mu = torch.tensor([0.5, -0.2], dtype=DTYPE)
     cov = torch.tensor([[0.4, 0.25], [0.25, 0.3]], dtype=DTYPE)
-    base = GaussianMixture.from_params(torch.ones(1, 1, dtype=DTYPE), mu.reshape(1, 1, 2),
-                                       cov.reshape(1, 1, 2, 2))
+    base = GaussianMixture.from_params(
+        torch.ones(1, 1, dtype=DTYPE), mu.reshape(1, 1, 2), cov.reshape(1, 1, 2, 2)
+    )
     mode = LogGaussianMixture(base).mode()[0]
-    torch.testing.assert_close(mode, torch.exp(mu - cov @ torch.ones(2, dtype=DTYPE)),
-                               rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        mode, torch.exp(mu - cov @ torch.ones(2, dtype=DTYPE)), rtol=1e-6, atol=0
+    )
     # Cross-check numerically: the gradient of the log-density vanishes at the mode.
     point = mode.clone().requires_grad_(True)
     LogGaussianMixture(base).log_prob(point.reshape(1, 2)).sum().backward()
@@ -302,8 +315,7 @@ def test_mode_of_mixture_beats_a_dense_grid_1d():
 def test_mode_of_mixture_beats_a_dense_grid_2d():
     weights = torch.tensor([[0.4, 0.6]], dtype=DTYPE)
     means = torch.tensor([[[0.0, 0.2], [1.0, 0.8]]], dtype=DTYPE)
-    covs = torch.tensor([[[[0.2, 0.1], [0.1, 0.3]], [[0.1, -0.05], [-0.05, 0.15]]]],
-                        dtype=DTYPE)
+    covs = torch.tensor([[[[0.2, 0.1], [0.1, 0.3]], [[0.1, -0.05], [-0.05, 0.15]]]], dtype=DTYPE)
     lgm = LogGaussianMixture(GaussianMixture.from_params(weights, means, covs))
     mode = lgm.mode()
     axis = torch.linspace(1e-3, 6.0, 601, dtype=DTYPE)
@@ -327,8 +339,9 @@ def test_quantiles_are_exp_of_base_quantiles():
     base_lo, base_hi = base.interval(0.8)
     torch.testing.assert_close(lo, base_lo.exp())
     torch.testing.assert_close(hi, base_hi.exp())
-    torch.testing.assert_close(lgm.cdf(hi) - lgm.cdf(lo), torch.full_like(lo, 0.8), rtol=0,
-                               atol=1e-9)
+    torch.testing.assert_close(
+        lgm.cdf(hi) - lgm.cdf(lo), torch.full_like(lo, 0.8), rtol=0, atol=1e-9
+    )
     assert bool((lo > 0).all()) and bool((lo < hi).all())
 
 
@@ -337,16 +350,20 @@ def test_quantile_matches_scipy_lognorm():
     lgm = lognormal_1d(mu, sigma)
     levels = np.array([0.05, 0.3, 0.5, 0.9])
     got = lgm.quantile(torch.tensor(levels).reshape(-1, 1, 1)).reshape(-1).numpy()
-    np.testing.assert_allclose(got, stats.lognorm(s=sigma, scale=math.exp(mu)).ppf(levels),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        got, stats.lognorm(s=sigma, scale=math.exp(mu)).ppf(levels), rtol=1e-9
+    )
     assert lgm.median().item() == pytest.approx(math.exp(mu), rel=1e-10)
 
 
 def test_marginal_is_the_lognormal_of_the_base_marginal():
     mu = torch.tensor([0.5, -0.2], dtype=DTYPE)
     cov = torch.tensor([[0.4, 0.25], [0.25, 0.3]], dtype=DTYPE)
-    lgm = LogGaussianMixture(GaussianMixture.from_params(
-        torch.ones(1, 1, dtype=DTYPE), mu.reshape(1, 1, 2), cov.reshape(1, 1, 2, 2)))
+    lgm = LogGaussianMixture(
+        GaussianMixture.from_params(
+            torch.ones(1, 1, dtype=DTYPE), mu.reshape(1, 1, 2), cov.reshape(1, 1, 2, 2)
+        )
+    )
     marginal = lgm.marginal(1)
     assert isinstance(marginal, LogGaussianMixture)
     assert marginal.n_dims == 1
@@ -391,8 +408,10 @@ def test_quantile_endpoints_are_zero_and_infinity():
 
 def test_unbatched_mixtures():
     base = GaussianMixture.from_params(
-        torch.tensor([0.4, 0.6], dtype=DTYPE), torch.tensor([[0.0, 1.0], [1.0, -1.0]], dtype=DTYPE),
-        torch.tensor([0.5, 0.2], dtype=DTYPE))
+        torch.tensor([0.4, 0.6], dtype=DTYPE),
+        torch.tensor([[0.0, 1.0], [1.0, -1.0]], dtype=DTYPE),
+        torch.tensor([0.5, 0.2], dtype=DTYPE),
+    )
     folded = AffineTransform(torch.tensor([1.0, 2.0]), torch.tensor([2.0, -1.0]))(base)
     assert folded.batch_shape == () and folded.covariance_type == "diag"
     point = torch.tensor([0.5, 0.5], dtype=DTYPE)

@@ -15,8 +15,9 @@ BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import uci  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not uci.DEFAULT_DATA.is_dir(),
-                                reason=f"no UCI data at {uci.DEFAULT_DATA}")
+pytestmark = pytest.mark.skipif(
+    not uci.DEFAULT_DATA.is_dir(), reason=f"no UCI data at {uci.DEFAULT_DATA}"
+)
 
 
 def test_quick_mode_trains_scores_and_prints_the_table(capsys):

@@ -38,8 +38,14 @@ from torch import Tensor
 
 from mdn.mixture import GaussianMixture
 
-__all__ = ["AUTO_MIN_ROWS", "SCALE_PRIOR_SD", "TAIL_SCALE", "fit_recalibration",
-           "fit_tail_weight", "recalibrate"]
+__all__ = [
+    "AUTO_MIN_ROWS",
+    "SCALE_PRIOR_SD",
+    "TAIL_SCALE",
+    "fit_recalibration",
+    "fit_tail_weight",
+    "recalibrate",
+]
 
 #: Validation rows from which ``MDN(recalibrate="auto")`` lets BIC choose both values (below,
 #: it fits the scale alone under ``SCALE_PRIOR_SD``). On the UCI benchmark's validation rows
@@ -68,9 +74,14 @@ SCALE_BOUNDS = (0.1, 10.0)
 TAIL_BOUNDS = (0.0, 0.5)
 
 
-def recalibrate(mixture: GaussianMixture, member_spread: float | Tensor = 1.0,
-                component_scale: float | Tensor = 1.0, tail_weight: float = 0.0, *,
-                members: bool) -> GaussianMixture:
+def recalibrate(
+    mixture: GaussianMixture,
+    member_spread: float | Tensor = 1.0,
+    component_scale: float | Tensor = 1.0,
+    tail_weight: float = 0.0,
+    *,
+    members: bool,
+) -> GaussianMixture:
     """``mixture`` with its members' spread, its components' scale and its tail changed.
 
     Parameters
@@ -97,16 +108,19 @@ def recalibrate(mixture: GaussianMixture, member_spread: float | Tensor = 1.0,
     log_weights, precision = mixture.log_weights, mixture.precision_cholesky / component_scale
     if tail_weight > 0:
         k = len(mixture.batch_shape)  # the component axis of all three tensors
-        log_weights = torch.cat([log_weights + math.log1p(-tail_weight),
-                                 log_weights + math.log(tail_weight)], k)
+        log_weights = torch.cat(
+            [log_weights + math.log1p(-tail_weight), log_weights + math.log(tail_weight)], k
+        )
         means = torch.cat([means, means], k)
         precision = torch.cat([precision, precision / TAIL_SCALE], k)
-    return GaussianMixture(log_weights, means, precision, mixture.covariance_type,
-                           validate=False, _normalized=True)
+    return GaussianMixture(
+        log_weights, means, precision, mixture.covariance_type, validate=False, _normalized=True
+    )
 
 
-def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
-                      scale_prior_sd: float | None = None) -> tuple[float, float]:
+def fit_recalibration(
+    mixture: GaussianMixture, y: Tensor, *, members: bool, scale_prior_sd: float | None = None
+) -> tuple[float, float]:
     """``member_spread`` and ``component_scale`` fitted by NLL on ``y``, chosen by BIC.
 
     Three models compete: no change, ``component_scale`` alone, and (for ensembles) both
@@ -140,10 +154,14 @@ def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
     -------
     member_spread, component_scale : float
     """
-    mixture = GaussianMixture(mixture.log_weights.detach().double(),
-                              mixture.means.detach().double(),
-                              mixture.precision_cholesky.detach().double(),
-                              mixture.covariance_type, validate=False, _normalized=True)
+    mixture = GaussianMixture(
+        mixture.log_weights.detach().double(),
+        mixture.means.detach().double(),
+        mixture.precision_cholesky.detach().double(),
+        mixture.covariance_type,
+        validate=False,
+        _normalized=True,
+    )
     y = y.detach().double()
     n = y.shape[0]
     scale_only = scale_prior_sd is not None
@@ -163,16 +181,27 @@ def fit_recalibration(mixture: GaussianMixture, y: Tensor, *, members: bool,
     best = (no_change, 1.0, 1.0)
     models = [((1.0, 1.0), 1)] + ([(SPREAD_BOUNDS, 2)] if members and not scale_only else [])
     for spread_bounds, n_values in models:
-        fit = minimize(nll_and_gradient, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B",
-                       bounds=[spread_bounds, scale_bounds])
+        fit = minimize(
+            nll_and_gradient,
+            np.array([1.0, 0.0]),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[spread_bounds, scale_bounds],
+        )
         criterion = 2 * n * fit.fun + n_values * np.log(n)
         if np.isfinite(criterion) and criterion < best[0]:
             best = (criterion, float(fit.x[0]), float(np.exp(fit.x[1])))
     return best[1], best[2]
 
 
-def fit_tail_weight(mixture: GaussianMixture, y: Tensor, *, members: bool,
-                    member_spread: float = 1.0, component_scale: float = 1.0) -> float:
+def fit_tail_weight(
+    mixture: GaussianMixture,
+    y: Tensor,
+    *,
+    members: bool,
+    member_spread: float = 1.0,
+    component_scale: float = 1.0,
+) -> float:
     """The maximum likelihood ``tail_weight`` on ``y``, with the other two values given.
 
     The log-likelihood is concave in the weight w: with r the density ratio of the tail
@@ -194,8 +223,10 @@ def fit_tail_weight(mixture: GaussianMixture, y: Tensor, *, members: bool,
     """
     with torch.no_grad():
         mixture = mixture.to(torch.float64)
-        body, tail = (recalibrate(mixture, member_spread, scale, members=members)
-                      for scale in (component_scale, component_scale * TAIL_SCALE))
+        body, tail = (
+            recalibrate(mixture, member_spread, scale, members=members)
+            for scale in (component_scale, component_scale * TAIL_SCALE)
+        )
         if members:
             body, tail = body.pool(0), tail.pool(0)
         y = y.double()

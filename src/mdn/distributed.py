@@ -36,8 +36,9 @@ __all__ = ["main", "read_table"]
 logger = logging.getLogger(__name__)
 
 
-def read_table(path: str | os.PathLike, targets: Sequence[str],
-               features: Sequence[str] | None = None):
+def read_table(
+    path: str | os.PathLike, targets: Sequence[str], features: Sequence[str] | None = None
+):
     """Inputs and targets from a CSV or Parquet table (pandas) or an ``.npz`` with X and y.
 
     Returns
@@ -61,8 +62,9 @@ def read_table(path: str | os.PathLike, targets: Sequence[str],
     table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = [c for c in [*targets, *(features or [])] if c not in table.columns]
     if missing:
-        raise ValueError(f"{path} has no column(s) {missing}; its columns are "
-                         f"{list(table.columns)}")
+        raise ValueError(
+            f"{path} has no column(s) {missing}; its columns are {list(table.columns)}"
+        )
     features = list(features) if features else [c for c in table.columns if c not in targets]
     y = table[targets[0]] if len(targets) == 1 else table[list(targets)]
     return table[features], y
@@ -71,15 +73,27 @@ def read_table(path: str | os.PathLike, targets: Sequence[str],
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="torchrun --nproc-per-node N -m mdn.distributed",
-        description="Fit an MDN with DistributedDataParallel and save it.")
+        description="Fit an MDN with DistributedDataParallel and save it.",
+    )
     parser.add_argument("data", help="CSV, Parquet, or .npz with arrays X and y")
-    parser.add_argument("--target", action="append", default=[],
-                        help="target column (repeat for several; not needed for .npz)")
-    parser.add_argument("--feature", action="append", default=None,
-                        help="input column (repeat; default: every non-target column)")
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help="target column (repeat for several; not needed for .npz)",
+    )
+    parser.add_argument(
+        "--feature",
+        action="append",
+        default=None,
+        help="input column (repeat; default: every non-target column)",
+    )
     parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--params", default="{}",
-                        help='MDN parameters as JSON, e.g. \'{"n_iter": 5000, "n_mix": 3}\'')
+    parser.add_argument(
+        "--params",
+        default="{}",
+        help='MDN parameters as JSON, e.g. \'{"n_iter": 5000, "n_mix": 3}\'',
+    )
     args = parser.parse_args(argv)
     try:
         args.params = json.loads(args.params)
@@ -100,8 +114,10 @@ def _check_replicas_agree(model: MDN) -> None:
     spread = torch.stack([total, -total]).to(next(model.network_.parameters()).device)
     dist.all_reduce(spread, op=dist.ReduceOp.MAX)
     if float(spread[0] + spread[1]) > 1e-6 * max(1.0, abs(float(total))):
-        raise RuntimeError("the processes ended with different weights; the distributed "
-                           "gradient averaging did not take place")
+        raise RuntimeError(
+            "the processes ended with different weights; the distributed "
+            "gradient averaging did not take place"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,11 +36,25 @@ __all__ = ["MDN", "REFERENCE", "load"]
 #: members fitted on 75 % subsamples, the median of their estimates, its L2 and variance
 #: floor, the full 10,000 iterations at a constant learning rate, keeping the last step's
 #: weights, without validation, early stopping, clipping or recalibration.
-REFERENCE = {"n_mix": 5, "hidden": (100,) * 5, "activation": "relu", "lr": 1e-3,
-             "lr_schedule": "constant", "ema_decay": None, "l2": 1e-3, "epsilon": 1e-3,
-             "n_iter": 10_000, "batch": 128, "n_models": 10, "bagging": 0.75,
-             "combine": "median", "validation_fraction": 0.0, "patience": None,
-             "clip_grad": None, "recalibrate": False}
+REFERENCE = {
+    "n_mix": 5,
+    "hidden": (100,) * 5,
+    "activation": "relu",
+    "lr": 1e-3,
+    "lr_schedule": "constant",
+    "ema_decay": None,
+    "l2": 1e-3,
+    "epsilon": 1e-3,
+    "n_iter": 10_000,
+    "batch": 128,
+    "n_models": 10,
+    "bagging": 0.75,
+    "combine": "median",
+    "validation_fraction": 0.0,
+    "patience": None,
+    "clip_grad": None,
+    "recalibrate": False,
+}
 POINTS = ("top", "mean", "mode", "median")
 COMBINES = ("median", "mixture")
 RECALIBRATIONS = ("auto", "scale")  # besides True and False
@@ -290,8 +304,13 @@ class MDN(RegressorMixin, BaseEstimator):
             raise ValueError("MDN requires y to be passed, but the target y is None")
         X = validate_data(self, _to_numpy(X), dtype=np.float64)
         # NaN targets are missing values: training marginalises them out.
-        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                        ensure_all_finite="allow-nan")
+        y = check_array(
+            _to_numpy(y),
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="y",
+            ensure_all_finite="allow-nan",
+        )
         check_consistent_length(X, y)
         if y.ndim == 2 and y.shape[1] == 0:
             raise ValueError("y has no target columns; pass at least one")
@@ -349,29 +368,38 @@ class MDN(RegressorMixin, BaseEstimator):
         self.network_ = network
         self._clear_recalibration()
         if self.recalibrate is not False and self.recalibrate != "auto" and x_val is None:
-            warnings.warn(f"recalibrate={self.recalibrate!r} needs validation rows, and "
-                          "validation_fraction=0 leaves none: the model is not recalibrated",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"recalibrate={self.recalibrate!r} needs validation rows, and "
+                "validation_fraction=0 leaves none: the model is not recalibrated",
+                UserWarning,
+                stacklevel=2,
+            )
         if x_val is not None and self.recalibrate is not False:
             scale_only = self.recalibrate == "scale" or (
-                self.recalibrate == "auto" and len(x_val) < calibration.AUTO_MIN_ROWS)
+                self.recalibrate == "auto" and len(x_val) < calibration.AUTO_MIN_ROWS
+            )
             self._fit_recalibration(x_val, y_val, scale_only=scale_only)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
         return self
 
-    def _fit_recalibration(self, x_val: torch.Tensor, y_val: torch.Tensor, *,
-                           scale_only: bool) -> None:
+    def _fit_recalibration(
+        self, x_val: torch.Tensor, y_val: torch.Tensor, *, scale_only: bool
+    ) -> None:
         self.network_.eval()
         with torch.no_grad():
             mixture = self.network_(x_val)
         mixture, y_val, members = mixture.to("cpu"), y_val.cpu(), self._n_members > 1
         self.member_spread_, self.component_scale_ = calibration.fit_recalibration(
-            mixture, y_val, members=members,
-            scale_prior_sd=calibration.SCALE_PRIOR_SD if scale_only else None)
+            mixture,
+            y_val,
+            members=members,
+            scale_prior_sd=calibration.SCALE_PRIOR_SD if scale_only else None,
+        )
         if scale_only:
             self.tail_weight_ = calibration.fit_tail_weight(
-                mixture, y_val, members=members, component_scale=self.component_scale_)
+                mixture, y_val, members=members, component_scale=self.component_scale_
+            )
 
     def _seeds(self) -> tuple[int, int]:
         """The seed of member 0 (member e uses seed + e) and the seed of the validation split.
@@ -412,7 +440,8 @@ class MDN(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"validation_fraction={self.validation_fraction} leaves no validation or no "
                 f"training row out of {n}; training without validation",
-                UserWarning, stacklevel=3,
+                UserWarning,
+                stacklevel=3,
             )
             return torch.arange(n), None
         order = torch.randperm(n, generator=generator)
@@ -423,8 +452,13 @@ class MDN(RegressorMixin, BaseEstimator):
         ``single`` asks for one member."""
         n_models = None if single or self.n_models == 1 else self.n_models
         return MixtureDensityNetwork(
-            self.n_features_in_, self.n_outputs_, n_mix=self.n_mix, hidden=tuple(self.hidden),
-            activation=self.activation, covariance=self.covariance, epsilon=self.epsilon,
+            self.n_features_in_,
+            self.n_outputs_,
+            n_mix=self.n_mix,
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            covariance=self.covariance,
+            epsilon=self.epsilon,
             n_models=n_models,
         )
 
@@ -434,21 +468,30 @@ class MDN(RegressorMixin, BaseEstimator):
             if value is None and allow_none:
                 return
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}"
-                                 f"{' or None' if allow_none else ''}, got {value!r}")
+                raise ValueError(
+                    f"{name} must be an integer >= {low}"
+                    f"{' or None' if allow_none else ''}, got {value!r}"
+                )
 
         def real(name, low, *, strict=True, high=math.inf, allow_none=False):
             value = getattr(self, name)
             if value is None and allow_none:
                 return
-            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                  and math.isfinite(value) and (value > low if strict else value >= low)
-                  and value < high)
+            ok = (
+                isinstance(value, numbers.Real)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and (value > low if strict else value >= low)
+                and value < high
+            )
             if not ok:
-                bound = f"{'>' if strict else '>='} {low}" + (f" and < {high}" if high < math.inf
-                                                              else "")
-                raise ValueError(f"{name} must be a number {bound}"
-                                 f"{' or None' if allow_none else ''}, got {value!r}")
+                bound = f"{'>' if strict else '>='} {low}" + (
+                    f" and < {high}" if high < math.inf else ""
+                )
+                raise ValueError(
+                    f"{name} must be a number {bound}"
+                    f"{' or None' if allow_none else ''}, got {value!r}"
+                )
 
         def choice(name, options):
             if getattr(self, name) not in options:
@@ -462,10 +505,12 @@ class MDN(RegressorMixin, BaseEstimator):
         integer("patience", allow_none=True)
         integer("lr_patience")
         integer("n_models")
-        if self.bagging is not None and not (isinstance(self.bagging, numbers.Real)
-                                             and 0 < self.bagging <= 1):
-            raise ValueError(f"bagging must be a share of the rows in (0, 1] or None, got "
-                             f"{self.bagging!r}")
+        if self.bagging is not None and not (
+            isinstance(self.bagging, numbers.Real) and 0 < self.bagging <= 1
+        ):
+            raise ValueError(
+                f"bagging must be a share of the rows in (0, 1] or None, got {self.bagging!r}"
+            )
         real("lr", 0)
         real("l2", 0, strict=False)
         real("epsilon", 0)
@@ -477,16 +522,26 @@ class MDN(RegressorMixin, BaseEstimator):
         choice("target_transform", TARGET_TRANSFORMS)
         choice("combine", COMBINES)
         choice("lr_schedule", LR_SCHEDULES)
-        if not (self.recalibrate is True or self.recalibrate is False
-                or (isinstance(self.recalibrate, str) and self.recalibrate in RECALIBRATIONS)):
-            raise ValueError(f'recalibrate must be "auto", "scale", True or False, got '
-                             f"{self.recalibrate!r}")
+        if not (
+            self.recalibrate is True
+            or self.recalibrate is False
+            or (isinstance(self.recalibrate, str) and self.recalibrate in RECALIBRATIONS)
+        ):
+            raise ValueError(
+                f'recalibrate must be "auto", "scale", True or False, got {self.recalibrate!r}'
+            )
         hidden = self.hidden
-        if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
-                or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
-                           for h in hidden)):
-            raise ValueError(f"hidden must be a sequence of positive integers such as "
-                             f"(100, 100), got {hidden!r}")
+        if (
+            isinstance(hidden, (str, bytes))
+            or not isinstance(hidden, Sequence)
+            or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
+                for h in hidden
+            )
+        ):
+            raise ValueError(
+                f"hidden must be a sequence of positive integers such as (100, 100), got {hidden!r}"
+            )
         _resolve_device(self.device)
 
     # ------------------------------------------------------------------ prediction
@@ -499,8 +554,9 @@ class MDN(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "network_")
         # Finiteness is checked chunk by chunk below: checking all of X at once costs
         # temporaries as large as X.
-        X = validate_data(self, _to_numpy(X), reset=False, dtype=(np.float64, np.float32),
-                          ensure_all_finite=False)
+        X = validate_data(
+            self, _to_numpy(X), reset=False, dtype=(np.float64, np.float32), ensure_all_finite=False
+        )
         device = next(self.network_.parameters()).device
         unscale = AffineTransform(torch.as_tensor(self.y_shift_), torch.as_tensor(self.y_scale_))
         self.network_.eval()
@@ -509,8 +565,10 @@ class MDN(RegressorMixin, BaseEstimator):
             rows = slice(start, start + step)
             scaled_x = (X[rows] - self.x_shift_) / self.x_scale_
             if not np.isfinite(scaled_x).all():
-                raise ValueError(f"Input X contains NaN or infinity (in rows {start} to "
-                                 f"{start + len(scaled_x) - 1}); drop or impute those rows")
+                raise ValueError(
+                    f"Input X contains NaN or infinity (in rows {start} to "
+                    f"{start + len(scaled_x) - 1}); drop or impute those rows"
+                )
             x = torch.as_tensor(scaled_x.astype(np.float32))
             with torch.inference_mode():
                 scaled = self.network_(x.to(device))
@@ -524,9 +582,13 @@ class MDN(RegressorMixin, BaseEstimator):
         ensemble = self._n_members > 1
         for rows, mixture in self._member_distributions(X):
             if self._recalibrated:
-                mixture = calibration.recalibrate(mixture, self.member_spread_,
-                                                  self.component_scale_, self.tail_weight_,
-                                                  members=ensemble)
+                mixture = calibration.recalibrate(
+                    mixture,
+                    self.member_spread_,
+                    self.component_scale_,
+                    self.tail_weight_,
+                    members=ensemble,
+                )
             yield rows, self._in_target_space(mixture.pool(0) if ensemble else mixture)
 
     def _in_target_space(self, mixture: GaussianMixture) -> GaussianMixture | LogGaussianMixture:
@@ -560,11 +622,13 @@ class MDN(RegressorMixin, BaseEstimator):
         if point not in POINTS:
             raise ValueError(f"point must be one of {POINTS}, got {point!r}")
         if self._n_members > 1 and self.combine == "median":
+
             def compute(mixture):
                 points = getattr(self._in_target_space(mixture), point)()  # [E, rows, D]
                 ordered = points.sort(dim=0).values
                 middle = (self._n_members - 1) // 2, self._n_members // 2
                 return (ordered[middle[0]] + ordered[middle[1]]) / 2  # np.median's convention
+
             values = self._collect(X, compute, members=True)
         else:
             values = self._collect(X, lambda dist: getattr(dist, point)())
@@ -596,14 +660,19 @@ class MDN(RegressorMixin, BaseEstimator):
             member._clear_recalibration()
             return [member]
         # Members keep the class defaults of the recalibration values: none.
-        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")
-                  and k not in ("network_", *_RECALIBRATION)}
+        fitted = {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and k not in ("network_", *_RECALIBRATION)
+        }
         members = []
         for e in range(self._n_members):
             seed = self.random_state
             member = clone(self).set_params(
-                n_models=1, bagging=None,
-                random_state=seed + e if isinstance(seed, numbers.Integral) else seed)
+                n_models=1,
+                bagging=None,
+                random_state=seed + e if isinstance(seed, numbers.Integral) else seed,
+            )
             member.__dict__.update(copy.deepcopy(fitted))
             history = member.history_
             if history.get("member_best_step"):
@@ -637,13 +706,17 @@ class MDN(RegressorMixin, BaseEstimator):
 
     def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw from p(y|x): shape (n_samples, n) for a 1-D target or (n_samples, n, D)."""
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < 1:
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        return self._collect(X, lambda dist: dist.to("cpu").sample(int(n_samples), generator),
-                             row_axis=1)
+        return self._collect(
+            X, lambda dist: dist.to("cpu").sample(int(n_samples), generator), row_axis=1
+        )
 
     def log_prob(self, X, y) -> np.ndarray:
         """Log-density of ``y`` under p(y|x), one value per row, in the user's units."""
@@ -692,16 +765,22 @@ class MDN(RegressorMixin, BaseEstimator):
 
     def _check_targets(self, X, y) -> np.ndarray:
         check_is_fitted(self, "network_")
-        y = check_array(_to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                        ensure_all_finite="allow-nan")  # NaN: marginalised in log_prob
+        y = check_array(
+            _to_numpy(y),
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="y",
+            ensure_all_finite="allow-nan",
+        )  # NaN: marginalised in log_prob
         if y.ndim == 1 and self.n_outputs_ == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y must have {self.n_outputs_} target column(s) as at fit time, "
-                             f"got shape {y.shape}")
+            raise ValueError(
+                f"y must have {self.n_outputs_} target column(s) as at fit time, "
+                f"got shape {y.shape}"
+            )
         if len(y) != _num_rows(X):
-            raise ValueError(f"X and y have different numbers of rows: {_num_rows(X)} and "
-                             f"{len(y)}")
+            raise ValueError(f"X and y have different numbers of rows: {_num_rows(X)} and {len(y)}")
         return y
 
     # ------------------------------------------------------------------ files
@@ -726,10 +805,21 @@ class MDN(RegressorMixin, BaseEstimator):
         }
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
-        versions = {"mdn": package_version("mdn"), "torch": torch.__version__,
-                    "numpy": np.__version__, "scikit-learn": sklearn.__version__}
-        write_model_file(path, tensors, {"params": _params_to_json(self.get_params(deep=False)),
-                                         "fitted": fitted, "versions": versions})
+        versions = {
+            "mdn": package_version("mdn"),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+        }
+        write_model_file(
+            path,
+            tensors,
+            {
+                "params": _params_to_json(self.get_params(deep=False)),
+                "fitted": fitted,
+                "versions": versions,
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> MDN:
@@ -753,12 +843,17 @@ class MDN(RegressorMixin, BaseEstimator):
             for name in ("x_shift_", "x_scale_", "y_shift_", "y_scale_"):
                 setattr(model, name, tensors[name].numpy())
             network = model._build_network()
-            state = {k.removeprefix("network."): v for k, v in tensors.items()
-                     if k.startswith("network.")}
+            state = {
+                k.removeprefix("network."): v
+                for k, v in tensors.items()
+                if k.startswith("network.")
+            }
             network.load_state_dict(state, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise ModelFileError(f"{path} is an mdn file whose contents do not fit together "
-                                 f"({type(error).__name__}: {error})") from None
+            raise ModelFileError(
+                f"{path} is an mdn file whose contents do not fit together "
+                f"({type(error).__name__}: {error})"
+            ) from None
         try:
             target = _resolve_device(device or model.device)
         except ValueError:
@@ -787,8 +882,9 @@ def _resolve_device(spec) -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
-                         ) from None
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
+        ) from None
     return device
 
 
@@ -797,11 +893,16 @@ def _drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
     unobserved = np.isnan(y).all(axis=1)
     never = np.flatnonzero(np.isnan(y).all(axis=0))
     if len(never):
-        raise ValueError(f"target column(s) {never.tolist()} have no observed value (all NaN); "
-                         "drop them")
+        raise ValueError(
+            f"target column(s) {never.tolist()} have no observed value (all NaN); drop them"
+        )
     if unobserved.any():
-        warnings.warn(f"{int(unobserved.sum())} of {len(y)} rows have every target missing "
-                      "(NaN) and were dropped", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{int(unobserved.sum())} of {len(y)} rows have every target missing "
+            "(NaN) and were dropped",
+            UserWarning,
+            stacklevel=3,
+        )
     return X[~unobserved], y[~unobserved]
 
 
@@ -809,8 +910,9 @@ def _rank() -> int:
     return torch.distributed.get_rank() if in_process_group() else 0
 
 
-def _distribute(network: MixtureDensityNetwork, batch: int, generators: list[torch.Generator],
-                seed: int):
+def _distribute(
+    network: MixtureDensityNetwork, batch: int, generators: list[torch.Generator], seed: int
+):
     """What a fit inside a ``torch.distributed`` process group changes.
 
     Every process holds all rows and the same initial weights; each draws its own share of
@@ -822,15 +924,20 @@ def _distribute(network: MixtureDensityNetwork, batch: int, generators: list[tor
 
     world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
     if batch < world:
-        raise ValueError(f"batch={batch} cannot be shared among {world} processes; use "
-                         f"batch >= {world}")
+        raise ValueError(
+            f"batch={batch} cannot be shared among {world} processes; use batch >= {world}"
+        )
     if rank:
-        generators = [torch.Generator().manual_seed(
-            int(np.random.SeedSequence([seed, e, rank]).generate_state(1)[0]))
-            for e in range(len(generators))]
+        generators = [
+            torch.Generator().manual_seed(
+                int(np.random.SeedSequence([seed, e, rank]).generate_state(1)[0])
+            )
+            for e in range(len(generators))
+        ]
     device = next(network.parameters()).device
     wrapped = DistributedDataParallel(
-        network, device_ids=[device] if device.type == "cuda" else None)
+        network, device_ids=[device] if device.type == "cuda" else None
+    )
     return batch // world, generators, wrapped
 
 
@@ -872,8 +979,12 @@ def _params_to_json(params: dict) -> dict:
         elif isinstance(value, np.random.RandomState):
             value = None
         elif type(value).__name__ in _RESTORABLE_SCALERS:
-            value = {"scaler": type(value).__name__, "params": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in value.get_params().items()}}
+            value = {
+                "scaler": type(value).__name__,
+                "params": {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in value.get_params().items()
+                },
+            }
         elif not (value is None or isinstance(value, (str, bool, int, float))):
             value = {"description": repr(value)}
         out[key] = value
@@ -888,16 +999,15 @@ def _params_from_json(params: dict) -> dict:
     for key in ("scaler_x", "scaler_y"):
         value = out.get(key)
         if isinstance(value, dict) and value.get("scaler") in _RESTORABLE_SCALERS:
-            kwargs = {k: tuple(v) if isinstance(v, list) else v
-                      for k, v in value["params"].items()}
+            kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in value["params"].items()}
             out[key] = _RESTORABLE_SCALERS[value["scaler"]](**kwargs)
         elif isinstance(value, dict):
             warnings.warn(
                 f"{key} was the object {value.get('description')}, which a model file cannot "
                 "rebuild; its fitted scaling is restored exactly, but set "
                 f"{key} again before refitting",
-                UserWarning, stacklevel=3,
+                UserWarning,
+                stacklevel=3,
             )
             out[key] = value.get("description")
     return out
-

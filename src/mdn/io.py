@@ -28,8 +28,9 @@ class ModelFileError(ValueError):
     """A file that is not a readable mdn model file."""
 
 
-def write_model_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
-                     documents: dict[str, object]) -> Path:
+def write_model_file(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], documents: dict[str, object]
+) -> Path:
     """Write ``tensors`` and the JSON-serialisable ``documents`` to ``path`` atomically."""
     path = Path(path)
     if path.is_dir():
@@ -37,8 +38,7 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     for key, value in documents.items():
         metadata[key] = json.dumps(value)
-    payload = dump_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                           metadata)
+    payload = dump_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata)
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -76,27 +76,33 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise ModelFileError(f"{what}: it is {len(data)} bytes long (empty or truncated)")
     (header_size,) = struct.unpack("<Q", data[:8])
     if header_size > len(data) - 8:
-        raise ModelFileError(f"{what}: its header claims {header_size} bytes but the file "
-                             f"has {len(data) - 8} (truncated, or not a safetensors file)")
+        raise ModelFileError(
+            f"{what}: its header claims {header_size} bytes but the file "
+            f"has {len(data) - 8} (truncated, or not a safetensors file)"
+        )
     try:
         header = json.loads(data[8 : 8 + header_size])
         metadata = header.get("__metadata__") or {}
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
         raise ModelFileError(f"{what}: its header is not safetensors JSON ({error})") from None
     if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{what}: it holds no '{FORMAT}' metadata (a safetensors file "
-                             "from another program?)")
+        raise ModelFileError(
+            f"{what}: it holds no '{FORMAT}' metadata (a safetensors file from another program?)"
+        )
     try:
         version = int(metadata["format_version"])
     except (KeyError, ValueError):
         raise ModelFileError(f"{what}: its format_version is missing or not a number") from None
     if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} uses model format {version}, newer than this mdn "
-                             f"reads ({FORMAT_VERSION}); upgrade mdn to load it")
+        raise ModelFileError(
+            f"{path} uses model format {version}, newer than this mdn "
+            f"reads ({FORMAT_VERSION}); upgrade mdn to load it"
+        )
     try:
         tensors = load_tensors(data)
-        documents = {k: json.loads(v) for k, v in metadata.items()
-                     if k not in ("format", "format_version")}
+        documents = {
+            k: json.loads(v) for k, v in metadata.items() if k not in ("format", "format_version")
+        }
     except Exception as error:  # safetensors raises its own error types on corrupt data
         raise ModelFileError(f"{path} is a damaged mdn model file: {error}") from None
     return tensors, documents

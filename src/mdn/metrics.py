@@ -28,8 +28,20 @@ import torch
 from mdn.mixture import GaussianMixture
 from mdn.transforms import LogGaussianMixture
 
-__all__ = ["calibration_error", "coverage", "crps", "energy_score", "evaluate", "mae", "mdsa",
-           "nll", "pit", "report", "rmse", "sspb"]
+__all__ = [
+    "calibration_error",
+    "coverage",
+    "crps",
+    "energy_score",
+    "evaluate",
+    "mae",
+    "mdsa",
+    "nll",
+    "pit",
+    "report",
+    "rmse",
+    "sspb",
+]
 
 Distribution = GaussianMixture | LogGaussianMixture
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -42,8 +54,10 @@ def _targets(dist: Distribution, y) -> torch.Tensor:
     if values.dim() == 1 and dist.n_dims == 1:
         values = values.unsqueeze(-1)
     if values.shape != (len(dist), dist.n_dims):
-        raise ValueError(f"y must have shape ({len(dist)}, {dist.n_dims}) to match the "
-                         f"{len(dist)} predicted distributions, got {tuple(values.shape)}")
+        raise ValueError(
+            f"y must have shape ({len(dist)}, {dist.n_dims}) to match the "
+            f"{len(dist)} predicted distributions, got {tuple(values.shape)}"
+        )
     if not bool(torch.isfinite(values).all()):
         raise ValueError("y contains NaN or infinite values; drop those rows first")
     return values.to(dist.device)
@@ -54,8 +68,9 @@ def nll(dist: Distribution, y) -> float:
     return float(-dist.log_prob(_targets(dist, y)).mean())
 
 
-def crps(dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
-         ) -> np.ndarray:
+def crps(
+    dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
+) -> np.ndarray:
     """Continuous ranked probability score of each row, shape (N,).
 
     Exact for one-dimensional Gaussian mixtures (Grimit et al. 2006):
@@ -73,8 +88,9 @@ def crps(dist: Distribution, y, *, n_samples: int = 1000, random_state: int | No
         w, mu = block.weights, block.means[..., 0]  # [N, K]
         var = block.component_covariance_matrices()[..., 0, 0]  # [N, K]
         to_target = _expected_abs(targets[start : start + _ROWS_PER_BLOCK] - mu, var)
-        between = _expected_abs(mu.unsqueeze(-1) - mu.unsqueeze(-2),
-                                var.unsqueeze(-1) + var.unsqueeze(-2))  # [N, K, K]
+        between = _expected_abs(
+            mu.unsqueeze(-1) - mu.unsqueeze(-2), var.unsqueeze(-1) + var.unsqueeze(-2)
+        )  # [N, K, K]
         pairs = (w.unsqueeze(-1) * w.unsqueeze(-2) * between).sum((-2, -1))
         scores.append((w * to_target).sum(-1) - 0.5 * pairs)
     return torch.cat(scores).cpu().numpy()
@@ -84,12 +100,14 @@ def _expected_abs(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """E|X| for X ~ N(mean, var)."""
     std = var.sqrt()
     u = mean / std
-    return 2 * std * torch.exp(-0.5 * u.square()) / math.sqrt(2 * math.pi) \
-        + mean * (2 * torch.special.ndtr(u) - 1)
+    return 2 * std * torch.exp(-0.5 * u.square()) / math.sqrt(2 * math.pi) + mean * (
+        2 * torch.special.ndtr(u) - 1
+    )
 
 
-def energy_score(dist: Distribution, y, *, n_samples: int = 1000,
-                 random_state: int | None = 0) -> np.ndarray:
+def energy_score(
+    dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
+) -> np.ndarray:
     """Energy score ``E||X - y|| - 1/2 E||X - X'||`` of each row from ``n_samples`` draws.
 
     For one dimension it equals the CRPS. The second term uses the draws paired with a
@@ -166,8 +184,10 @@ def mae(point, y) -> float:
 def _log_ratios(point, y) -> np.ndarray:
     point, y = _points(point, y)
     if np.any(point <= 0) or np.any(y <= 0):
-        raise ValueError("MdSA and SSPB need positive estimates and targets (they compare "
-                         "log ratios, as for chlorophyll-a)")
+        raise ValueError(
+            "MdSA and SSPB need positive estimates and targets (they compare "
+            "log ratios, as for chlorophyll-a)"
+        )
     return np.log(point / y)
 
 
@@ -183,8 +203,12 @@ def sspb(point, y) -> float:
     return float(100 * np.sign(m) * (np.exp(abs(m)) - 1))
 
 
-def report(dist: Distribution, y, points: dict[str, np.ndarray] | None = None,
-           levels: Sequence[float] = LEVELS) -> dict[str, float]:
+def report(
+    dist: Distribution,
+    y,
+    points: dict[str, np.ndarray] | None = None,
+    levels: Sequence[float] = LEVELS,
+) -> dict[str, float]:
     """NLL, CRPS, calibration error, interval coverage and errors of point estimates.
 
     Parameters
@@ -198,8 +222,12 @@ def report(dist: Distribution, y, points: dict[str, np.ndarray] | None = None,
     levels : sequence of float
         Nominal coverages of the central intervals to check.
     """
-    out = {"n": float(len(dist)), "nll": nll(dist, y), "crps": float(np.mean(crps(dist, y))),
-           "calibration_error": calibration_error(pit(dist, y))}
+    out = {
+        "n": float(len(dist)),
+        "nll": nll(dist, y),
+        "crps": float(np.mean(crps(dist, y))),
+        "calibration_error": calibration_error(pit(dist, y)),
+    }
     for level, share in coverage(dist, y, levels).items():
         out[f"coverage_{round(100 * level):d}"] = share
     for name, point in (points or {}).items():
@@ -208,8 +236,9 @@ def report(dist: Distribution, y, points: dict[str, np.ndarray] | None = None,
     return out
 
 
-def evaluate(model, X, y, points: Sequence[str] = ("mean", "top"),
-             levels: Sequence[float] = LEVELS) -> dict[str, float]:
+def evaluate(
+    model, X, y, points: Sequence[str] = ("mean", "top"), levels: Sequence[float] = LEVELS
+) -> dict[str, float]:
     """``report`` for a fitted model's predictions of ``X`` (anything with ``predict_dist``
     and ``predict(X, point=...)``, such as ``MDN``).
 
@@ -222,6 +251,8 @@ def evaluate(model, X, y, points: Sequence[str] = ("mean", "top"),
     """
     dist = model.predict_dist(X)
     targets = _targets(dist, y).cpu().numpy()
-    estimates = {p: np.asarray(model.predict(X, point=p), dtype=np.float64).reshape(targets.shape)
-                 for p in points}
+    estimates = {
+        p: np.asarray(model.predict(X, point=p), dtype=np.float64).reshape(targets.shape)
+        for p in points
+    }
     return report(dist, targets, estimates, levels)

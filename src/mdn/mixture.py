@@ -132,8 +132,11 @@ class GaussianMixture:
         if means.ndim < 2:
             raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
         lead = means.shape[:-1]  # (*B, K)
-        shapes = {"full": (*lead, means.shape[-1], means.shape[-1]), "diag": tuple(means.shape),
-                  "spherical": tuple(lead)}
+        shapes = {
+            "full": (*lead, means.shape[-1], means.shape[-1]),
+            "diag": tuple(means.shape),
+            "spherical": tuple(lead),
+        }
         if covariance is None:
             covariance = next((t for t, s in shapes.items() if tuple(covariances.shape) == s), None)
             if covariance is None:
@@ -165,8 +168,10 @@ class GaussianMixture:
         if covariance == "full":
             tolerance = 1e-6 * float(covariances.abs().amax()) if covariances.numel() else 0.0
             if not torch.allclose(covariances, covariances.mT, rtol=0.0, atol=tolerance):
-                raise ValueError("full covariance matrices must be symmetric (covariances[..., "
-                                 "i, j] == covariances[..., j, i])")
+                raise ValueError(
+                    "full covariance matrices must be symmetric (covariances[..., "
+                    "i, j] == covariances[..., j, i])"
+                )
             precision_cholesky = precision_cholesky_from_covariance(covariances)
         else:
             if not bool((covariances > 0).all()) or not bool(torch.isfinite(covariances).all()):
@@ -182,11 +187,15 @@ class GaussianMixture:
             raise ValueError("cat needs at least one mixture")
         first = mixtures[0]
         if any(not m.batch_shape for m in mixtures):
-            raise ValueError("cat joins mixtures along their first batch dimension; a mixture "
-                             "with an empty batch shape has none (index with gm[i:i+1])")
+            raise ValueError(
+                "cat joins mixtures along their first batch dimension; a mixture "
+                "with an empty batch shape has none (index with gm[i:i+1])"
+            )
         for other in mixtures[1:]:
             if (other.covariance_type, other.n_components, other.n_dims) != (
-                first.covariance_type, first.n_components, first.n_dims
+                first.covariance_type,
+                first.n_components,
+                first.n_dims,
             ):
                 raise ValueError(
                     "cat needs mixtures of one covariance type, number of components and "
@@ -279,8 +288,11 @@ class GaussianMixture:
                 f"{len(self.batch_shape)} integers, slices or index arrays (no ... or None)"
             )
         return GaussianMixture(
-            self.log_weights[key], self.means[key], self.precision_cholesky[key],
-            self.covariance_type, validate=False,
+            self.log_weights[key],
+            self.means[key],
+            self.precision_cholesky[key],
+            self.covariance_type,
+            validate=False,
             _normalized=True,
         )
 
@@ -397,14 +409,17 @@ class GaussianMixture:
         weights = self.weights[..., None, None]  # [*B, K, 1, 1]
         spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
         # Law of total covariance: E_k[Sigma_k] + Cov_k[mu_k].
-        return (weights * (self.component_covariance_matrices()
-                           + spread.unsqueeze(-1) * spread.unsqueeze(-2))).sum(-3)
+        return (
+            weights
+            * (self.component_covariance_matrices() + spread.unsqueeze(-1) * spread.unsqueeze(-2))
+        ).sum(-3)
 
     def variance(self) -> Tensor:
         """Mixture variance of each dimension, shape (*B, D)."""
         spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
-        return (self.weights.unsqueeze(-1) * (self._component_std().square()
-                                              + spread.square())).sum(-2)
+        return (
+            self.weights.unsqueeze(-1) * (self._component_std().square() + spread.square())
+        ).sum(-2)
 
     def top(self) -> Tensor:
         """Mean of the heaviest component, shape (*B, D)."""
@@ -473,8 +488,14 @@ class GaussianMixture:
             prec_chol = self.precision_cholesky[..., index]
         else:
             prec_chol = self.precision_cholesky
-        return GaussianMixture(self.log_weights, means, prec_chol, self.covariance_type,
-                               validate=False, _normalized=True)
+        return GaussianMixture(
+            self.log_weights,
+            means,
+            prec_chol,
+            self.covariance_type,
+            validate=False,
+            _normalized=True,
+        )
 
     def cdf(self, y: Tensor) -> Tensor:
         """Marginal CDF of each dimension at ``y`` of shape (..., *B, D); same shape out."""

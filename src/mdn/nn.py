@@ -66,9 +66,11 @@ class BatchedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or (x.dim() > 2 and x.shape[0] != self.n_models):
-            raise ValueError(f"BatchedLinear({self.n_models} members) expects input of shape "
-                             f"({self.n_models}, *B, {self.in_features}) or (*B, "
-                             f"{self.in_features}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"BatchedLinear({self.n_models} members) expects input of shape "
+                f"({self.n_models}, *B, {self.in_features}) or (*B, "
+                f"{self.in_features}), got {tuple(x.shape)}"
+            )
         if x.dim() == 2:
             x = x.expand(self.n_models, *x.shape)
         rows = x.reshape(self.n_models, -1, self.in_features)  # [E, N, in]
@@ -76,8 +78,10 @@ class BatchedLinear(nn.Module):
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return (f"n_models={self.n_models}, in_features={self.in_features}, "
-                f"out_features={self.out_features}")
+        return (
+            f"n_models={self.n_models}, in_features={self.in_features}, "
+            f"out_features={self.out_features}"
+        )
 
 
 def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Module:
@@ -87,8 +91,9 @@ def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Mod
 
 
 def _check_n_models(n_models) -> None:
-    if n_models is not None and (isinstance(n_models, bool) or not isinstance(n_models, int)
-                                 or n_models < 1):
+    if n_models is not None and (
+        isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1
+    ):
         raise ValueError(f"n_models must be a positive integer or None, got {n_models!r}")
 
 
@@ -136,14 +141,20 @@ class MixtureDensityHead(nn.Module):
         _check_n_models(n_models)
         if covariance not in COVARIANCE_TYPES:
             raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
-        for name, value in (("in_features", in_features), ("n_targets", n_targets),
-                            ("n_mix", n_mix)):
+        for name, value in (
+            ("in_features", in_features),
+            ("n_targets", n_targets),
+            ("n_mix", n_mix),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
             raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
         self.n_targets, self.n_mix, self.covariance, self.epsilon = (
-            n_targets, n_mix, covariance, float(epsilon)
+            n_targets,
+            n_mix,
+            covariance,
+            float(epsilon),
         )
         d = n_targets
         self.n_scale = {"full": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance]
@@ -204,14 +215,17 @@ class MixtureDensityHead(nn.Module):
         logits, means, raw = outputs.split([k, k * self.n_targets, k * self.n_scale], dim=-1)
         means, raw = means.unflatten(-1, (k, self.n_targets)), raw.unflatten(-1, (k, self.n_scale))
         if self.covariance == "full" and self.n_targets > 1:
-            return _FullMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon),
-                                         self._triu_index)
+            return _FullMixtureNLL.apply(
+                logits, means, raw, y, math.sqrt(self.epsilon), self._triu_index
+            )
         return _DiagonalMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon))
 
     def extra_repr(self) -> str:
-        return (f"n_targets={self.n_targets}, n_mix={self.n_mix}, "
-                f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
-                + (f", n_models={self.n_models}" if self.n_models is not None else ""))
+        return (
+            f"n_targets={self.n_targets}, n_mix={self.n_mix}, "
+            f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
+            + (f", n_models={self.n_models}" if self.n_models is not None else "")
+        )
 
 
 def _log_normaliser(joint: Tensor, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -306,8 +320,10 @@ class _FullMixtureNLL(torch.autograd.Function):
         grad_u = (r.unsqueeze(-1) * diff.unsqueeze(-1) * z.unsqueeze(-2)).flatten(-2)
         grad_entries = grad_u.index_select(-1, triu_index)  # [*B, K, S]
         grad_diag = grad_entries[..., :d] - r / diag
-        grad_raw = torch.cat([grad_diag * -diag.square() * torch.sigmoid(raw[..., :d]),
-                              grad_entries[..., d:]], dim=-1)
+        grad_raw = torch.cat(
+            [grad_diag * -diag.square() * torch.sigmoid(raw[..., :d]), grad_entries[..., d:]],
+            dim=-1,
+        )
         return grad_logits, grad_means, grad_raw, None, None, None
 
 
@@ -325,13 +341,16 @@ class MLP(nn.Sequential):
         Make every layer a ``BatchedLinear`` of this many members.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], activation: str = "relu",
-                 n_models: int | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        activation: str = "relu",
+        n_models: int | None = None,
+    ) -> None:
         _check_n_models(n_models)
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-            )
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden:
@@ -370,16 +389,24 @@ class MixtureDensityNetwork(nn.Module):
         n_models: int | None = None,
     ) -> None:
         super().__init__()
-        self.config = {"in_features": in_features, "n_targets": n_targets, "n_mix": n_mix,
-                       "hidden": tuple(hidden), "activation": activation,
-                       "covariance": covariance, "epsilon": epsilon}
+        self.config = {
+            "in_features": in_features,
+            "n_targets": n_targets,
+            "n_mix": n_mix,
+            "hidden": tuple(hidden),
+            "activation": activation,
+            "covariance": covariance,
+            "epsilon": epsilon,
+        }
         self.n_models = n_models
         self.trunk = MLP(in_features, hidden, activation, n_models)
-        self.head = MixtureDensityHead(self.trunk.out_features, n_targets, n_mix, covariance,
-                                       epsilon, n_models)
+        self.head = MixtureDensityHead(
+            self.trunk.out_features, n_targets, n_mix, covariance, epsilon, n_models
+        )
 
-    def forward(self, x: Tensor, y: Tensor | None = None,
-                complete: bool | None = None) -> GaussianMixture | Tensor:
+    def forward(
+        self, x: Tensor, y: Tensor | None = None, complete: bool | None = None
+    ) -> GaussianMixture | Tensor:
         """The predicted mixtures; given targets ``y``, their negative log-likelihood instead.
 
         The second form is the training loss (see ``MixtureDensityHead.nll``, also for
@@ -392,8 +419,9 @@ class MixtureDensityNetwork(nn.Module):
     @classmethod
     def stack(cls, members: Sequence[MixtureDensityNetwork]) -> MixtureDensityNetwork:
         """One batched network whose member ``e`` is a copy of ``members[e]``."""
-        if not members or any(m.n_models is not None or m.config != members[0].config
-                              for m in members):
+        if not members or any(
+            m.n_models is not None or m.config != members[0].config for m in members
+        ):
             raise ValueError("stack needs one or more single networks of the same configuration")
         ensemble = cls(**members[0].config, n_models=len(members))
         states = [m.state_dict() for m in members]

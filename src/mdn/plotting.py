@@ -16,8 +16,17 @@ def _pyplot():
     return plt
 
 
-def plot_conditional_density(model, X=None, y=None, *, x_range=None, y_range=None,
-                             resolution: int = 200, point: str | None = "top", ax=None):
+def plot_conditional_density(
+    model,
+    X=None,
+    y=None,
+    *,
+    x_range=None,
+    y_range=None,
+    resolution: int = 200,
+    point: str | None = "top",
+    ax=None,
+):
     """Heat map of p(y|x) over a grid, for a model with one input and one target.
 
     Parameters
@@ -38,8 +47,10 @@ def plot_conditional_density(model, X=None, y=None, *, x_range=None, y_range=Non
     matplotlib Axes
     """
     if model.n_features_in_ != 1 or model.n_outputs_ != 1:
-        raise ValueError("plot_conditional_density needs a model with one input and one target; "
-                         f"this one has {model.n_features_in_} and {model.n_outputs_}")
+        raise ValueError(
+            "plot_conditional_density needs a model with one input and one target; "
+            f"this one has {model.n_features_in_} and {model.n_outputs_}"
+        )
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 5))
@@ -58,15 +69,29 @@ def plot_conditional_density(model, X=None, y=None, *, x_range=None, y_range=Non
     from matplotlib.colors import PowerNorm
 
     # A square-root colour scale keeps broad, multimodal regions visible next to sharp peaks.
-    mesh = ax.pcolormesh(x_grid, y_grid, density, shading="auto", cmap="viridis",
-                         norm=PowerNorm(0.5))
+    mesh = ax.pcolormesh(
+        x_grid, y_grid, density, shading="auto", cmap="viridis", norm=PowerNorm(0.5)
+    )
     plt.colorbar(mesh, ax=ax, label="p(y | x)")
     if X is not None and y is not None:
-        ax.scatter(np.asarray(X).ravel(), np.asarray(y).ravel(), s=2, c="white", alpha=0.3,
-                   linewidths=0, label="data")
+        ax.scatter(
+            np.asarray(X).ravel(),
+            np.asarray(y).ravel(),
+            s=2,
+            c="white",
+            alpha=0.3,
+            linewidths=0,
+            label="data",
+        )
     if point is not None:
-        ax.plot(x_grid, model.predict(x_grid[:, None], point=point), ".", ms=3, c="tab:red",
-                label=f"{point} estimate")
+        ax.plot(
+            x_grid,
+            model.predict(x_grid[:, None], point=point),
+            ".",
+            ms=3,
+            c="tab:red",
+            label=f"{point} estimate",
+        )
     ax.set(xlim=x_range, ylim=y_range, xlabel="x", ylabel="y")
     ax.legend(loc="upper left", fontsize="small")
     return ax

@@ -80,16 +80,20 @@ def fit_scaling(spec, data: np.ndarray, name: str) -> AffineScaling:
         out_base = np.asarray(scaler.transform(base), dtype=np.float64)
         out_probes = np.asarray(scaler.transform(probes), dtype=np.float64)
     except Exception as error:  # a transformer may reject probe points outside its domain
-        raise ValueError(f"{name}: the fitted {type(scaler).__name__} failed on probe points "
-                         f"({error}); use an affine scaler") from error
+        raise ValueError(
+            f"{name}: the fitted {type(scaler).__name__} failed on probe points "
+            f"({error}); use an affine scaler"
+        ) from error
     affine = out_base.shape == base.shape and out_probes.shape == probes.shape
     if affine:
         slope = (out_base[1] - out_base[0]) / span
         intercept = out_base[0] - slope * lo
         expected = intercept + slope * probes
-        affine = (np.all(np.isfinite(out_probes)) and np.all(slope != 0)
-                  and np.allclose(out_probes, expected, rtol=1e-6,
-                                  atol=1e-9 * (1 + np.abs(expected))))
+        affine = (
+            np.all(np.isfinite(out_probes))
+            and np.all(slope != 0)
+            and np.allclose(out_probes, expected, rtol=1e-6, atol=1e-9 * (1 + np.abs(expected)))
+        )
     if not affine:
         raise ValueError(
             f"{name}: {type(scaler).__name__} does not scale each column affinely "

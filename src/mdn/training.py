@@ -93,20 +93,25 @@ class _Adam:
         named = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
         # Coupled L2 as in a loss term l2 * sum(W**2) on the weight matrices (not the
         # biases): Adam's weight_decay adds weight_decay * W, the gradient of that term.
-        self.groups = [([p for n, p in named if n.endswith("weight")], 2.0 * l2),
-                       ([p for n, p in named if not n.endswith("weight")], 0.0)]
+        self.groups = [
+            ([p for n, p in named if n.endswith("weight")], 2.0 * l2),
+            ([p for n, p in named if not n.endswith("weight")], 0.0),
+        ]
         self.groups = [(params, decay) for params, decay in self.groups if params]
         first = named[0][1]
         self.fallback = None
         if not _fused_adam_available(first.device, first.dtype):
             self.fallback = torch.optim.Adam(
-                [{"params": params, "weight_decay": decay} for params, decay in self.groups])
+                [{"params": params, "weight_decay": decay} for params, decay in self.groups]
+            )
         self.set_lr(lr)
         if self.fallback is not None:
             return
         self._slices = {}
-        self.moments = [([torch.zeros_like(p) for p in params],
-                         [torch.zeros_like(p) for p in params]) for params, _ in self.groups]
+        self.moments = [
+            ([torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params])
+            for params, _ in self.groups
+        ]
         self.steps = torch.zeros((), dtype=torch.float32, device=first.device)
 
     def set_lr(self, lr: float | Sequence[float]) -> None:
@@ -126,11 +131,11 @@ class _Adam:
         self.steps.add_(1)
         for (params, decay), (exp_avg, exp_avg_sq) in zip(self.groups, self.moments, strict=True):
             if self.lr is not None:
-                self._fused(params, exp_avg, exp_avg_sq, [p.grad for p in params], decay,
-                            self.lr)
+                self._fused(params, exp_avg, exp_avg_sq, [p.grad for p in params], decay, self.lr)
                 continue
-            for lr, member in zip(self.member_lr, self._member_slices(params, exp_avg,
-                                                                      exp_avg_sq), strict=True):
+            for lr, member in zip(
+                self.member_lr, self._member_slices(params, exp_avg, exp_avg_sq), strict=True
+            ):
                 self._fused(*member, decay, lr)
 
     def _member_slices(self, params, exp_avg, exp_avg_sq) -> list[tuple[list[Tensor], ...]]:
@@ -142,16 +147,34 @@ class _Adam:
         grads, slices = self._slices.get(id(params), ((), None))
         if slices is None or any(p.grad is not g for p, g in zip(params, grads, strict=True)):
             grads = [p.grad for p in params]
-            slices = [([p[e] for p in params], [m[e] for m in exp_avg],
-                       [v[e] for v in exp_avg_sq], [g[e] for g in grads])
-                      for e in range(len(self.member_lr))]
+            slices = [
+                (
+                    [p[e] for p in params],
+                    [m[e] for m in exp_avg],
+                    [v[e] for v in exp_avg_sq],
+                    [g[e] for g in grads],
+                )
+                for e in range(len(self.member_lr))
+            ]
             self._slices[id(params)] = (grads, slices)
         return slices
 
     def _fused(self, params, exp_avg, exp_avg_sq, grads, decay, lr) -> None:
-        torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], [self.steps] * len(params),
-                           lr=lr, beta1=0.9, beta2=0.999, weight_decay=decay, eps=1e-8,
-                           amsgrad=False, maximize=False)
+        torch._fused_adam_(
+            params,
+            grads,
+            exp_avg,
+            exp_avg_sq,
+            [],
+            [self.steps] * len(params),
+            lr=lr,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=decay,
+            eps=1e-8,
+            amsgrad=False,
+            maximize=False,
+        )
 
     def _fallback_step(self) -> None:
         if self.lr is not None:
@@ -171,9 +194,21 @@ class _Adam:
 def _fused_adam_available(device: torch.device, dtype: torch.dtype) -> bool:
     probe = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
     try:
-        torch._fused_adam_([probe[0]], [probe[1]], [probe[2]], [probe[3]], [],
-                           [torch.ones((), device=device)], lr=1e-3, beta1=0.9, beta2=0.999,
-                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        torch._fused_adam_(
+            [probe[0]],
+            [probe[1]],
+            [probe[2]],
+            [probe[3]],
+            [],
+            [torch.ones((), device=device)],
+            lr=1e-3,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=0.0,
+            eps=1e-8,
+            amsgrad=False,
+            maximize=False,
+        )
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
     return True
@@ -197,8 +232,16 @@ class _ReluBackprop:
         self.head = network.head
         batched = network.n_models is not None
         # Views stay valid: the optimiser and load_state_dict update parameters in place.
-        self.layers = [(layer.bias.unsqueeze(1) if batched else layer.bias, layer.weight.mT,
-                        layer.weight, layer.weight.grad, layer.bias.grad) for layer in layers]
+        self.layers = [
+            (
+                layer.bias.unsqueeze(1) if batched else layer.bias,
+                layer.weight.mT,
+                layer.weight,
+                layer.weight.grad,
+                layer.bias.grad,
+            )
+            for layer in layers
+        ]
         self.affine = torch.baddbmm if batched else torch.addmm
         self.matmul = torch.bmm if batched else torch.mm
         self.row_axis = 1 if batched else 0
@@ -220,8 +263,9 @@ class _ReluBackprop:
                 self.matmul(grad.mT, inputs[i], out=weight_grad)
                 torch.sum(grad, self.row_axis, out=bias_grad)
                 if i:
-                    grad = torch.ops.aten.threshold_backward(self.matmul(grad, weight),
-                                                             inputs[i], 0)
+                    grad = torch.ops.aten.threshold_backward(
+                        self.matmul(grad, weight), inputs[i], 0
+                    )
         return member_loss.detach()
 
 
@@ -268,8 +312,11 @@ def _checks_each_step(device: torch.device) -> bool:
 
 
 def _hand_backprop_applies(network: nn.Module) -> bool:
-    return (isinstance(network, MixtureDensityNetwork) and network.config["activation"] == "relu"
-            and all(p.requires_grad for p in network.parameters()))
+    return (
+        isinstance(network, MixtureDensityNetwork)
+        and network.config["activation"] == "relu"
+        and all(p.requires_grad for p in network.parameters())
+    )
 
 
 class _FlatGradients:
@@ -285,8 +332,9 @@ class _FlatGradients:
         parameters = [p for p in parameters if p.requires_grad]
         first = parameters[0]
         self.n_models = n_models
-        self.buffer = torch.zeros(sum(p.numel() for p in parameters), dtype=first.dtype,
-                                  device=first.device)
+        self.buffer = torch.zeros(
+            sum(p.numel() for p in parameters), dtype=first.dtype, device=first.device
+        )
         self.blocks, offset = [], 0
         for p in parameters:
             p.grad = self.buffer[offset : offset + p.numel()].view_as(p)
@@ -452,9 +500,13 @@ def train(
     if ema_decay is not None and not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay!r}")
     if lr_schedule == "plateau" and patience is not None and lr_patience >= patience:
-        warnings.warn(f"lr_schedule='plateau' never lowers the rate when lr_patience "
-                      f"({lr_patience}) >= patience ({patience}): members stop first; "
-                      "choose a smaller lr_patience", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"lr_schedule='plateau' never lowers the rate when lr_patience "
+            f"({lr_patience}) >= patience ({patience}): members stop first; "
+            "choose a smaller lr_patience",
+            UserWarning,
+            stacklevel=2,
+        )
     module = getattr(network, "module", network)  # the network inside a DDP wrapper
     n_models = getattr(module, "n_models", None)
     ensemble = n_models is not None
@@ -463,11 +515,14 @@ def train(
         member_rows = torch.arange(x.shape[0]).expand(n_models, -1)
     member_rows = member_rows.to(x.device)
     if member_rows.dim() != 2 or member_rows.shape[0] != n_models:
-        raise ValueError(f"member_rows must have shape ({n_models}, m), got "
-                         f"{tuple(member_rows.shape)}")
-    generators = ([generator] * n_models if generator is None or isinstance(generator,
-                                                                           torch.Generator)
-                  else list(generator))
+        raise ValueError(
+            f"member_rows must have shape ({n_models}, m), got {tuple(member_rows.shape)}"
+        )
+    generators = (
+        [generator] * n_models
+        if generator is None or isinstance(generator, torch.Generator)
+        else list(generator)
+    )
     if len(generators) != n_models:
         raise ValueError(f"{n_models} members need {n_models} generators, got {len(generators)}")
     # Inside DistributedDataParallel gradients must flow through autograd (its hooks
@@ -489,8 +544,9 @@ def train(
     optimizer = _Adam(module, rates, l2)
     gradients = _FlatGradients(list(module.parameters()), n_models)
     by_hand = _ReluBackprop(module) if by_hand else None  # after the gradients exist
-    averaging = (_WeightAverage(list(module.parameters()), ema_decay) if ema_decay is not None
-                 else None)
+    averaging = (
+        _WeightAverage(list(module.parameters()), ema_decay) if ema_decay is not None else None
+    )
     scored = averaging.swapped_in if averaging else contextlib.nullcontext
     good_state = copy.deepcopy(module.state_dict())
     best_state, best_val = None, torch.full((n_models,), math.inf)
@@ -520,7 +576,8 @@ def train(
         norms = gradients.norms()
         # One check for both: a sum with a non-finite term is non-finite (norms are >= 0).
         finite = not check_each_step or _all_processes_agree(
-            bool(torch.isfinite(loss.detach() + norms.sum())), x.device)
+            bool(torch.isfinite(loss.detach() + norms.sum())), x.device
+        )
         if finite:
             if clip_grad is not None:
                 gradients.clip_(clip_grad, norms)
@@ -551,8 +608,11 @@ def train(
                     "clip_grad, a larger epsilon, or check the data for extreme values"
                 )
             rates = [rate / 2 for rate in rates]
-            logger.warning("non-finite loss at iteration %d: restarting from the last good "
-                           "weights with lr=%s", step + 1, ", ".join(f"{r:g}" for r in rates))
+            logger.warning(
+                "non-finite loss at iteration %d: restarting from the last good weights with lr=%s",
+                step + 1,
+                ", ".join(f"{r:g}" for r in rates),
+            )
             module.load_state_dict(good_state)
             optimizer = _Adam(module, rates, l2)
             if averaging:
@@ -589,8 +649,9 @@ def train(
                 cut = (step - torch.maximum(best_step, last_cut) >= lr_patience) & ~stopped
                 if bool(cut.any()):
                     last_cut[cut] = step
-                    rates = [rate / 2 if c else rate for rate, c in zip(rates, cut.tolist(),
-                                                                        strict=True)]
+                    rates = [
+                        rate / 2 if c else rate for rate, c in zip(rates, cut.tolist(), strict=True)
+                    ]
                     optimizer.set_lr(rates)
         bar.set_postfix(postfix, refresh=False)
         if verbose >= 2:
@@ -599,8 +660,11 @@ def train(
         if validate and patience is not None:
             stopped |= step - best_step >= patience
         if bool(stopped.all()):
-            logger.info("early stop at iteration %d: no validation gain since iteration %d",
-                        step, int(best_step.max()))
+            logger.info(
+                "early stop at iteration %d: no validation gain since iteration %d",
+                step,
+                int(best_step.max()),
+            )
             stop = True
         if not _all_processes_agree(not stop, x.device):  # any process stopping stops all
             break
@@ -618,8 +682,9 @@ def train(
     return history
 
 
-def _keep_improved(best: dict[str, Tensor] | None, current: dict[str, Tensor],
-                   improved: Tensor, ensemble: bool) -> dict[str, Tensor]:
+def _keep_improved(
+    best: dict[str, Tensor] | None, current: dict[str, Tensor], improved: Tensor, ensemble: bool
+) -> dict[str, Tensor]:
     """``best`` with the members that ``improved`` replaced by their ``current`` weights."""
     if best is None or not ensemble:
         return current

@@ -58,8 +58,9 @@ class AffineTransform:
             prec_chol = prec_chol / scale.abs()[0]
         else:  # an anisotropic scale turns spherical components into diagonal ones
             prec_chol, kind = prec_chol.unsqueeze(-1) / scale.abs(), "diag"
-        return GaussianMixture(mixture.log_weights, means, prec_chol, kind, validate=False,
-                               _normalized=True)
+        return GaussianMixture(
+            mixture.log_weights, means, prec_chol, kind, validate=False, _normalized=True
+        )
 
     def log_abs_det_jacobian(self) -> Tensor:
         """``log |dy/dz|``, the same for every point."""
@@ -159,8 +160,13 @@ class LogGaussianMixture:
         row_sums = cov.sum(-1)  # Sigma_k 1, [*B, K, D]
         # p_y(e^z) e^{sum z} ... maximising p_y over y = maximising N(z) e^{-1'z} over z.
         tilted_logits = base.log_weights - base.means.sum(-1) + 0.5 * row_sums.sum(-1)
-        tilted = GaussianMixture(tilted_logits, base.means - row_sums, base.precision_cholesky,
-                                 base.covariance_type, validate=False)
+        tilted = GaussianMixture(
+            tilted_logits,
+            base.means - row_sums,
+            base.precision_cholesky,
+            base.covariance_type,
+            validate=False,
+        )
         return tilted.mode(max_iter=max_iter, tol=tol).exp()
 
     def marginal(self, dims: int | Sequence[int]) -> LogGaussianMixture:
