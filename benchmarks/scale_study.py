@@ -30,16 +30,21 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
 
     from mdn import MDN
     from mdn.calibration import SCALE_PRIOR_SD, fit_recalibration, fit_tail_weight
+    from mdn.fitting import seeds, split_rows
+    from mdn.prediction import member_distributions
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(DEFAULT_DATA, name, split)
     held, fit = tuning_rows(len(X), split)
     params = {**CANDIDATES["weight average 0.99"], "recalibrate": False}
     model = MDN(random_state=split, verbose=0, **params).fit(X[fit], y[fit])
-    _, val = model._split(len(fit), torch.Generator().manual_seed(model._seeds()[1]))
+    split_seed = seeds(model.random_state)[1]
+    _, val = split_rows(
+        len(fit), model.validation_fraction, torch.Generator().manual_seed(split_seed)
+    )
     x_val, y_val = X[fit][val.numpy()], y[fit][val.numpy()]
     model.chunk_size = len(val) * model._n_members  # the validation rows in one chunk
-    ((_, members),) = model._member_distributions(x_val)
+    ((_, members),) = member_distributions(model, x_val)
     out = {"split": split, "n_val": len(val)}
     targets, ensemble = torch.as_tensor(y_val).reshape(len(val), -1), model._n_members > 1
     for sd in [math.inf, *prior_sds]:

@@ -10,7 +10,7 @@ import torch
 from scipy import optimize, stats
 
 import mdn.calibration
-from mdn import MDN, GaussianMixture
+from mdn import MDN, GaussianMixture, fitting
 from mdn.calibration import (
     AUTO_MIN_ROWS,
     SCALE_PRIOR_SD,
@@ -21,6 +21,7 @@ from mdn.calibration import (
     recalibrate,
 )
 from mdn.datasets import make_inverted_sine
+from mdn.prediction import recalibrated
 
 
 def gaussians(means, sds, covariance: str = "diag") -> GaussianMixture:
@@ -297,8 +298,9 @@ def test_recalibration_does_not_raise_the_validation_nll(sine, how):
         validation_fraction=0.3,
         recalibrate=how,
     ).fit(X, y)
-    assert model._recalibrated
-    rows = model._split(len(X), torch.Generator().manual_seed(model._seeds()[1]))[1].numpy()
+    assert recalibrated(model)
+    split = torch.Generator().manual_seed(fitting.seeds(model.random_state)[1])
+    rows = fitting.split_rows(len(X), model.validation_fraction, split)[1].numpy()
     calibrated = -model.score(X[rows], y[rows])
     model.member_spread_, model.component_scale_, model.tail_weight_ = 1.0, 1.0, 0.0
     assert calibrated <= -model.score(X[rows], y[rows]) + 1e-9

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import mdn.estimator
+import mdn.training.optimizer
 from mdn import MDN, GaussianMixture, MixtureDensityNetwork
 from mdn.nn import BatchedLinear
 from mdn.training import train
@@ -345,14 +346,14 @@ def plateau_runs():
         TRAIN, n_iter=300, x_val=x_val, y_val=y_val, lr_schedule="plateau", lr_patience=25
     )
     rates = []
-    set_lr = mdn.training._Adam.set_lr
+    set_lr = mdn.training.optimizer.Adam.set_lr
 
     def record(self, lr):
         rates.append(lr)
         set_lr(self, lr)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mdn.training._Adam, "set_lr", record)
+        patch.setattr(mdn.training.optimizer.Adam, "set_lr", record)
         ensemble = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
         train(ensemble, x, y, generator=generators(seeds), **settings)
         ensemble_rates = rates[-1]
@@ -374,7 +375,7 @@ def test_plateau_schedule_halves_each_members_rate_as_alone(plateau_runs):
 
 def test_per_member_rates_without_the_fused_kernel(plateau_runs, monkeypatch):
     ensemble, _, _, _, (x, y, seeds, settings) = plateau_runs
-    monkeypatch.setattr(mdn.training, "_fused_adam_available", lambda device, dtype: False)
+    monkeypatch.setattr(mdn.training.optimizer, "fused_adam_available", lambda device, dtype: False)
     fallback = MixtureDensityNetwork.stack([plain_net(s) for s in seeds])
     train(fallback, x, y, generator=generators(seeds), **settings)
     assert_same_weights(fallback, ensemble, rtol=TRAINED_RTOL, atol=TRAINED_ATOL)

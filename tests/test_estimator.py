@@ -337,12 +337,6 @@ def test_weight_averaging_is_on_by_default_and_reaches_the_loop(monkeypatch):
     assert seen == [0.99, None, 0.5]
 
 
-def test_models_pickled_before_weight_averaging_report_none():
-    model = MDN()
-    del model.__dict__["ema_decay"]  # as unpickled from a version without the parameter
-    assert model.get_params()["ema_decay"] is None and clone(model).ema_decay is None
-
-
 def test_parameters_after_n_mix_are_keyword_only():
     """New parameters can then sit beside related ones without shifting positional calls."""
     assert MDN(3).n_mix == 3

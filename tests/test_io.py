@@ -76,19 +76,6 @@ def test_loaded_model_can_be_refit(fitted, tmp_path):
     np.testing.assert_array_equal(refit.predict(X), model.predict(X))
 
 
-def test_files_from_before_weight_averaging_load_as_trained_without_it(fitted, tmp_path):
-    model, X, _ = fitted
-    path = tmp_path / "model.safetensors"
-    model.save(path)
-    assert mdn.load(path).ema_decay == model.ema_decay == 0.99
-    tensors, documents = read_model_file(path)
-    del documents["params"]["ema_decay"]
-    write_model_file(path, tensors, documents)
-    old = mdn.load(path)
-    assert old.ema_decay is None
-    np.testing.assert_array_equal(old.predict(X), model.predict(X))
-
-
 def test_file_holds_no_pickle_and_names_its_format(fitted, tmp_path):
     model, _, _ = fitted
     path = tmp_path / "model.safetensors"

@@ -15,9 +15,9 @@ from mdn import (
     MixtureDensityHead,
     MixtureDensityNetwork,
     TrainingDiverged,
-    training,
 )
-from mdn.training import History, train
+from mdn.fastpath import ReluBackprop
+from mdn.training import History, loop, optimizer, train
 
 
 def linear_data(n: int, seed: int, noise: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +270,7 @@ def test_callbacks_returning_none_do_not_stop():
 def test_transient_nan_triggers_recoveries(where, caplog):
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={1, 2}, where=where)
-    with caplog.at_level(logging.WARNING, logger="mdn.training"):
+    with caplog.at_level(logging.WARNING, logger="mdn.training.loop"):
         history = train(
             net,
             x,
@@ -332,7 +332,7 @@ def test_zero_recoveries_allowed_raises_at_once():
 # ---------------------------------------------------------------------- gradient clipping
 def _gradient_norms_seen_by_adam(clip_grad, monkeypatch) -> list[float]:
     norms: list[float] = []
-    step = training._Adam.step
+    step = optimizer.Adam.step
 
     def record(optimizer):
         grads = [p.grad for params, _ in optimizer.groups for p in params]
@@ -344,7 +344,7 @@ def _gradient_norms_seen_by_adam(clip_grad, monkeypatch) -> list[float]:
         step(optimizer)
 
     x, y = linear_data(64, seed=0, noise=0.05)
-    monkeypatch.setattr(training._Adam, "step", record)
+    monkeypatch.setattr(optimizer.Adam, "step", record)
     train(
         small_net(),
         x,
@@ -425,12 +425,12 @@ def test_relu_backprop_by_hand_equals_autograd(covariance, d, n_models):
     ).double()
     shape = (n_models, 32) if n_models else (32,)
     x, y = torch.randn(*shape, 5, dtype=torch.float64), torch.randn(*shape, d, dtype=torch.float64)
-    expected_loss = training._member_nll(network, x, y)
+    expected_loss = loop.member_nll(network, x, y)
     expected = torch.autograd.grad(expected_loss.sum(), list(network.parameters()))
-    training._FlatGradients(list(network.parameters()), n_models or 1)
+    optimizer.FlatGradients(list(network.parameters()), n_models or 1)
     for p in network.parameters():  # stale values must be overwritten, not added to
         p.grad.fill_(7.0)
-    loss = training._ReluBackprop(network)(x, y)
+    loss = ReluBackprop(network.trunk, network.head)(x, y)
     torch.testing.assert_close(loss, expected_loss.detach())
     for p, want in zip(network.parameters(), expected, strict=True):
         torch.testing.assert_close(p.grad, want, rtol=1e-10, atol=1e-12)
@@ -442,7 +442,7 @@ def test_training_by_hand_and_through_autograd_agree():
     def fit(loss_fn):
         torch.manual_seed(4)
         network = MixtureDensityNetwork(1, 1, n_mix=2, hidden=(16, 16))
-        explicit = (lambda xb, yb: training._member_nll(network, xb, yb)) if loss_fn else None
+        explicit = (lambda xb, yb: loop.member_nll(network, xb, yb)) if loss_fn else None
         train(
             network,
             x,
@@ -465,7 +465,7 @@ def test_adam_matches_torch_fused_adam_with_coupled_l2():
     network = MixtureDensityNetwork(3, 1, n_mix=2, hidden=(8,))
     twin = MixtureDensityNetwork(3, 1, n_mix=2, hidden=(8,))
     twin.load_state_dict(network.state_dict())
-    ours = training._Adam(network, lr=1e-2, l2=1e-2)
+    ours = optimizer.Adam(network, lr=1e-2, l2=1e-2)
     weights = [p for n, p in twin.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in twin.named_parameters() if not n.endswith("weight")]
     reference = torch.optim.Adam(
@@ -488,13 +488,13 @@ def test_adam_matches_torch_fused_adam_with_coupled_l2():
 # ---------------------------------------------------------------------- learning-rate schedule
 def _learning_rates_seen_by_adam(monkeypatch, net=None, **kwargs) -> list[float]:
     seen = []
-    step = training._Adam.step
+    step = optimizer.Adam.step
 
     def record(self):
         seen.append(self.lr)
         step(self)
 
-    monkeypatch.setattr(training._Adam, "step", record)
+    monkeypatch.setattr(optimizer.Adam, "step", record)
     x, y = linear_data(64, 0)
     train(
         net or small_net(),
@@ -687,7 +687,7 @@ def test_each_member_keeps_the_average_of_its_own_best_step():
 def test_gpu_style_recovery_restarts_the_average_too(monkeypatch, where, bad_call):
     """Without a check per step (as on a GPU), a bad step poisons the trained weights and
     the average until the next evaluation finds it; both restart from the saved average."""
-    monkeypatch.setattr(training, "_checks_each_step", lambda device: False)
+    monkeypatch.setattr(loop, "_checks_each_step", lambda device: False)
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={bad_call}, where=where)
     history = train(
@@ -716,5 +716,5 @@ def test_zero_decay_is_no_averaging():
 @pytest.mark.parametrize("decay", [1.0, -0.1])
 def test_decay_outside_zero_one_is_refused(decay):
     x, y = linear_data(32, 0)
-    with pytest.raises(ValueError, match="ema_decay must be in"):
+    with pytest.raises(ValueError, match="ema_decay must be a number >= 0 and < 1 or None"):
         train(small_net(), x, y, n_iter=5, ema_decay=decay)

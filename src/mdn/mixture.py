@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from mdn import params
+from mdn.mixture_params import (
+    check_parameters,
+    parameters_from_covariances,
+    precision_cholesky_from_covariance,
+)
+from mdn.mixture_solvers import gather_component, mixture_mode, mixture_quantile
+from mdn.params import COVARIANCE_TYPES
+
 __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covariance"]
 
-COVARIANCE_TYPES = ("full", "diag", "spherical")
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def precision_cholesky_from_covariance(covariance: Tensor) -> Tensor:
-    """Upper-triangular ``U`` with ``U @ U.mT == inverse(covariance)``.
-
-    Parameters
-    ----------
-    covariance : Tensor of shape (..., D, D)
-        Symmetric positive-definite matrices.
-
-    Returns
-    -------
-    Tensor of shape (..., D, D)
-        ``U = inverse(L).mT`` where ``L`` is the lower Cholesky factor of ``covariance``
-        (the convention of scikit-learn's ``GaussianMixture.precisions_cholesky_``).
-    """
-    chol, info = torch.linalg.cholesky_ex(covariance)
-    if bool((info != 0).any()):
-        raise ValueError(
-            "covariance matrices must be symmetric positive-definite; "
-            f"{int((info != 0).sum())} of them are not (check for zero or negative variances "
-            "and for correlations of magnitude >= 1)"
-        )
-    eye = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
-    return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).mT
 
 
 class GaussianMixture:
@@ -91,11 +75,10 @@ class GaussianMixture:
         validate: bool = True,
         _normalized: bool = False,
     ) -> None:
-        if covariance not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
+        params.validate("covariance", covariance)
         self.covariance_type = covariance
         if validate:
-            _check_parameters(logits, means, precision_cholesky, covariance)
+            check_parameters(logits, means, precision_cholesky, covariance)
         # Internal copies pass log-weights that are normalised already; log_softmax over a
         # short last axis is slow on CPU (a tenth of the prediction time).
         self.log_weights = logits if _normalized else torch.log_softmax(logits, dim=-1)  # [*B, K]
@@ -124,60 +107,10 @@ class GaussianMixture:
         covariance : {"full", "diag", "spherical"}, optional
             Inferred from the shape of ``covariances`` when omitted.
         """
-        means = torch.as_tensor(means)
-        if not means.is_floating_point():
-            means = means.to(torch.get_default_dtype())
-        weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
-        covariances = torch.as_tensor(covariances, dtype=means.dtype, device=means.device)
-        if means.ndim < 2:
-            raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
-        lead = means.shape[:-1]  # (*B, K)
-        shapes = {
-            "full": (*lead, means.shape[-1], means.shape[-1]),
-            "diag": tuple(means.shape),
-            "spherical": tuple(lead),
-        }
-        if covariance is None:
-            covariance = next((t for t, s in shapes.items() if tuple(covariances.shape) == s), None)
-            if covariance is None:
-                raise ValueError(
-                    f"covariances of shape {tuple(covariances.shape)} fit none of the covariance "
-                    f"types for means of shape {tuple(means.shape)}: expected {shapes['full']} "
-                    f"(full), {shapes['diag']} (diag) or {shapes['spherical']} (spherical)"
-                )
-        elif covariance not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
-        elif tuple(covariances.shape) != shapes[covariance]:
-            raise ValueError(
-                f"{covariance} covariances must have shape {shapes[covariance]} for means of "
-                f"shape {tuple(means.shape)}, got {tuple(covariances.shape)}"
-            )
-        if tuple(weights.shape) != tuple(lead):
-            raise ValueError(
-                f"weights must have shape {tuple(lead)} (batch and components of the means), "
-                f"got {tuple(weights.shape)}"
-            )
-        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
-            raise ValueError("weights must be finite and non-negative")
-        sums = weights.sum(-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            raise ValueError(
-                "weights must sum to 1 over the components (last axis); got sums between "
-                f"{float(sums.min()):.6g} and {float(sums.max()):.6g}: divide them by their sum"
-            )
-        if covariance == "full":
-            tolerance = 1e-6 * float(covariances.abs().amax()) if covariances.numel() else 0.0
-            if not torch.allclose(covariances, covariances.mT, rtol=0.0, atol=tolerance):
-                raise ValueError(
-                    "full covariance matrices must be symmetric (covariances[..., "
-                    "i, j] == covariances[..., j, i])"
-                )
-            precision_cholesky = precision_cholesky_from_covariance(covariances)
-        else:
-            if not bool((covariances > 0).all()) or not bool(torch.isfinite(covariances).all()):
-                raise ValueError(f"{covariance} variances must be finite and positive")
-            precision_cholesky = covariances.rsqrt()
-        return cls(weights.log(), means, precision_cholesky, covariance)
+        log_weights, means, precision_cholesky, covariance = parameters_from_covariances(
+            weights, means, covariances, covariance
+        )
+        return cls(log_weights, means, precision_cholesky, covariance)
 
     @staticmethod
     def cat(mixtures: Sequence[GaussianMixture]) -> GaussianMixture:
@@ -256,7 +189,7 @@ class GaussianMixture:
     def device(self) -> torch.device:
         return self.means.device
 
-    @property
+    @functools.cached_property
     def weights(self) -> Tensor:
         """Component weights, shape (*B, K)."""
         return self.log_weights.exp()
@@ -271,9 +204,9 @@ class GaussianMixture:
     def component_covariance_matrices(self) -> Tensor:
         """Covariance matrices of the components, shape (*B, K, D, D), for every type."""
         if self.covariance_type == "full":
-            scale_tril = self._scale_tril()
+            scale_tril = self._scale_tril
             return scale_tril @ scale_tril.mT
-        return torch.diag_embed(self._component_std().square())
+        return torch.diag_embed(self._component_std.square())
 
     def __len__(self) -> int:
         if not self.batch_shape:
@@ -393,11 +326,11 @@ class GaussianMixture:
             noise = torch.randn(
                 (n, *batch, d), generator=generator, dtype=self.dtype, device=self.device
             )
-        mu = _gather_component(self.means, chosen)  # [n, *B, D]
+        mu = gather_component(self.means, chosen)  # [n, *B, D]
         if self.covariance_type == "full":
-            scale_tril = _gather_component(self._scale_tril(), chosen, event_ndim=2)
+            scale_tril = gather_component(self._scale_tril, chosen, event_ndim=2)
             return mu + (scale_tril @ noise.unsqueeze(-1)).squeeze(-1)
-        return mu + noise * _gather_component(self._component_std(), chosen)
+        return mu + noise * gather_component(self._component_std, chosen)
 
     # ------------------------------------------------------------------ moments and points
     def mean(self) -> Tensor:
@@ -417,13 +350,13 @@ class GaussianMixture:
     def variance(self) -> Tensor:
         """Mixture variance of each dimension, shape (*B, D)."""
         spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
-        return (
-            self.weights.unsqueeze(-1) * (self._component_std().square() + spread.square())
-        ).sum(-2)
+        return (self.weights.unsqueeze(-1) * (self._component_std.square() + spread.square())).sum(
+            -2
+        )
 
     def top(self) -> Tensor:
         """Mean of the heaviest component, shape (*B, D)."""
-        return _gather_component(self.means, self.log_weights.argmax(-1))
+        return gather_component(self.means, self.log_weights.argmax(-1))
 
     def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
         """Highest-density point of each mixture, shape (*B, D).
@@ -441,36 +374,7 @@ class GaussianMixture:
             Stop when no point moves by more than ``tol`` times the smallest component
             standard deviation of its dimension.
         """
-        starts = self.means.movedim(-2, 0)  # [S=K, *B, D]
-        x = starts
-        scale = self._component_std().amin(-2)  # [*B, D]
-        if self.covariance_type == "full":
-            precision = self.precision_cholesky @ self.precision_cholesky.mT  # [*B, K, D, D]
-            weighted_means = (precision @ self.means.unsqueeze(-1)).squeeze(-1)  # [*B, K, D]
-        else:
-            precision = self.precision_cholesky.square()  # [*B, K, D] or [*B, K]
-            if self.covariance_type == "spherical":
-                precision = precision.unsqueeze(-1)
-            weighted_means = precision * self.means  # [*B, K, D]
-        done = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)  # [S, *B]
-        with torch.no_grad():
-            for _ in range(max_iter):
-                resp = self.responsibilities(x)  # [S, *B, K]
-                rhs = (resp.unsqueeze(-1) * weighted_means).sum(-2)  # [S, *B, D]
-                if self.covariance_type == "full":
-                    lhs = (resp[..., None, None] * precision).sum(-3)  # [S, *B, D, D]
-                    x_new = torch.linalg.solve(lhs, rhs)
-                else:
-                    x_new = rhs / (resp.unsqueeze(-1) * precision).sum(-2)
-                # Converged starts are frozen: each result is independent of the batch.
-                x_new = torch.where(done.unsqueeze(-1), x, x_new)
-                done = done | ((x_new - x).abs() / scale <= tol).all(-1)
-                x = x_new
-                if bool(done.all()):
-                    break
-            candidates = torch.cat([x, starts])  # [2S, *B, D]
-            best = self.log_prob(candidates).argmax(0)  # [*B]
-        return _gather_component(candidates.movedim(0, -2), best)
+        return mixture_mode(self, max_iter, tol)
 
     # ------------------------------------------------------------------ marginals
     def marginal(self, dims: int | Sequence[int]) -> GaussianMixture:
@@ -500,14 +404,14 @@ class GaussianMixture:
     def cdf(self, y: Tensor) -> Tensor:
         """Marginal CDF of each dimension at ``y`` of shape (..., *B, D); same shape out."""
         y = self._as_points(y)
-        u = (y.unsqueeze(-2) - self.means) / self._component_std()  # [..., *B, K, D]
+        u = (y.unsqueeze(-2) - self.means) / self._component_std  # [..., *B, K, D]
         # Softmax weights may sum to 1 + 1 ulp: clamp so that quantile(cdf(y)) stays valid.
         return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2).clamp(0.0, 1.0)
 
     def marginal_log_prob(self, y: Tensor) -> Tensor:
         """Log-density of each one-dimensional marginal at ``y``, shape (..., *B, D)."""
         y = self._as_points(y)
-        std = self._component_std()  # [*B, K, D]
+        std = self._component_std  # [*B, K, D]
         u = (y.unsqueeze(-2) - self.means) / std  # [..., *B, K, D]
         log_pdf = -0.5 * (u.square() + _LOG_2PI) - std.log()
         return torch.logsumexp(self.log_weights.unsqueeze(-1) + log_pdf, dim=-2)
@@ -530,32 +434,7 @@ class GaussianMixture:
         -------
         Tensor of shape ``broadcast(q.shape, (*B, D))``
         """
-        q = torch.as_tensor(q, dtype=self.dtype, device=self.device)
-        if bool(((q < 0) | (q > 1) | q.isnan()).any()):
-            raise ValueError("quantile levels q must lie in [0, 1]")
-        std = self._component_std()  # [*B, K, D]
-        q = q.expand(torch.broadcast_shapes(q.shape, (*self.batch_shape, self.n_dims)))
-        inner = (q > 0) & (q < 1)
-        q_inner = torch.where(inner, q, 0.5)  # [..., *B, D]
-        component_q = self.means + std * torch.special.ndtri(q_inner).unsqueeze(-2)
-        lo, hi = component_q.amin(-2), component_q.amax(-2)  # [..., *B, D]
-        x = 0.5 * (lo + hi)
-        resolution = 4 * torch.finfo(self.dtype).eps * (x.abs() + std.amin(-2))
-        # Converged entries are frozen, so each result is independent of the rest of the batch.
-        done = torch.zeros_like(x, dtype=torch.bool)
-        for _ in range(max_iter):
-            excess = self.cdf(x) - q_inner
-            lo = torch.where(excess < 0, x, lo)
-            hi = torch.where(excess > 0, x, hi)
-            newton = x - excess / self.marginal_log_prob(x).exp()
-            inside = (newton > lo) & (newton < hi)
-            x_new = torch.where(done, x, torch.where(inside, newton, 0.5 * (lo + hi)))
-            done = done | ((x_new - x).abs() <= resolution)
-            x = x_new
-            if bool(done.all()):
-                break
-        x = torch.where(q == 0, -math.inf, x)
-        return torch.where(q == 1, math.inf, x)
+        return mixture_quantile(self, q, max_iter)
 
     def median(self) -> Tensor:
         """Median of each one-dimensional marginal, shape (*B, D)."""
@@ -585,59 +464,18 @@ class GaussianMixture:
             )
         return y
 
+    @functools.cached_property
     def _scale_tril(self) -> Tensor:
         """Lower Cholesky factor of each full covariance: ``inverse(U).mT``."""
         u = self.precision_cholesky
         eye = torch.eye(self.n_dims, dtype=self.dtype, device=self.device)
         return torch.linalg.solve_triangular(u, eye.expand_as(u), upper=True).mT
 
+    @functools.cached_property
     def _component_std(self) -> Tensor:
         """Marginal standard deviation of each component and dimension, shape (*B, K, D)."""
         if self.covariance_type == "full":
-            return self._scale_tril().square().sum(-1).sqrt()
+            return self._scale_tril.square().sum(-1).sqrt()
         if self.covariance_type == "diag":
             return self.precision_cholesky.reciprocal()
         return self.precision_cholesky.reciprocal().unsqueeze(-1).expand_as(self.means)
-
-
-def _gather_component(values: Tensor, index: Tensor, event_ndim: int = 1) -> Tensor:
-    """Pick one component per mixture.
-
-    ``values`` has shape (*B, K, *E) with ``len(E) == event_ndim``; ``index`` has shape
-    (*L, *B) with any leading dimensions L; the result has shape (*L, *B, *E).
-    """
-    k_dim = values.ndim - event_ndim - 1  # position of K in values, = len(B)
-    n_lead = index.ndim - k_dim
-    expanded = values.expand(*index.shape[:n_lead], *values.shape)  # [*L, *B, K, *E]
-    idx = index.reshape(*index.shape, 1, *([1] * event_ndim))
-    idx = idx.expand(*index.shape, 1, *values.shape[k_dim + 1 :])  # [*L, *B, 1, *E]
-    return expanded.gather(index.ndim, idx).squeeze(index.ndim)
-
-
-def _check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covariance: str) -> None:
-    for name, value in (("logits", logits), ("means", means), ("precision_cholesky", prec_chol)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if means.ndim < 2:
-        raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
-    lead, d = tuple(means.shape[:-1]), means.shape[-1]
-    if tuple(logits.shape) != lead:
-        raise ValueError(
-            f"logits must have shape {lead} to match means of shape {tuple(means.shape)}, "
-            f"got {tuple(logits.shape)}"
-        )
-    expected = {"full": (*lead, d, d), "diag": (*lead, d), "spherical": lead}[covariance]
-    if tuple(prec_chol.shape) != expected:
-        raise ValueError(
-            f"{covariance} precision_cholesky must have shape {expected} for means of shape "
-            f"{tuple(means.shape)}, got {tuple(prec_chol.shape)}"
-        )
-    if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(prec_chol).all()):
-        raise ValueError("means and precision_cholesky must be finite")
-    diagonal = prec_chol.diagonal(dim1=-2, dim2=-1) if covariance == "full" else prec_chol
-    if not bool((diagonal > 0).all()):
-        raise ValueError("the diagonal of precision_cholesky must be positive")
-    if covariance == "full" and bool((prec_chol.tril(-1) != 0).any()):
-        raise ValueError("full precision_cholesky must be upper-triangular")

@@ -9,12 +9,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mdn.mixture import COVARIANCE_TYPES, GaussianMixture
-
-_LOG_2PI = math.log(2.0 * math.pi)
+from mdn.fastpath import DiagonalMixtureNLL, FullMixtureNLL, ReluBackprop
+from mdn.mixture import GaussianMixture
+from mdn.params import validate, validate_all
 
 __all__ = ["ACTIVATIONS", "MLP", "BatchedLinear", "MixtureDensityHead", "MixtureDensityNetwork"]
 
+#: The activations by name (``mdn.params.ACTIVATIONS`` lists the same names).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -90,11 +91,9 @@ def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Mod
     return BatchedLinear(n_models, in_features, out_features)
 
 
-def _check_n_models(n_models) -> None:
-    if n_models is not None and (
-        isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1
-    ):
-        raise ValueError(f"n_models must be a positive integer or None, got {n_models!r}")
+def _check_n_models(n_models: int | None) -> None:
+    if n_models is not None:
+        validate("n_models", n_models)
 
 
 class MixtureDensityHead(nn.Module):
@@ -139,17 +138,15 @@ class MixtureDensityHead(nn.Module):
     ) -> None:
         super().__init__()
         _check_n_models(n_models)
-        if covariance not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance must be one of {COVARIANCE_TYPES}, got {covariance!r}")
-        for name, value in (
-            ("in_features", in_features),
-            ("n_targets", n_targets),
-            ("n_mix", n_mix),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
-            raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+        validate_all(
+            {
+                "covariance": covariance,
+                "in_features": in_features,
+                "n_targets": n_targets,
+                "n_mix": n_mix,
+                "epsilon": epsilon,
+            }
+        )
         self.n_targets, self.n_mix, self.covariance, self.epsilon = (
             n_targets,
             n_mix,
@@ -215,10 +212,10 @@ class MixtureDensityHead(nn.Module):
         logits, means, raw = outputs.split([k, k * self.n_targets, k * self.n_scale], dim=-1)
         means, raw = means.unflatten(-1, (k, self.n_targets)), raw.unflatten(-1, (k, self.n_scale))
         if self.covariance == "full" and self.n_targets > 1:
-            return _FullMixtureNLL.apply(
+            return FullMixtureNLL.apply(
                 logits, means, raw, y, math.sqrt(self.epsilon), self._triu_index
             )
-        return _DiagonalMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon))
+        return DiagonalMixtureNLL.apply(logits, means, raw, y, math.sqrt(self.epsilon))
 
     def extra_repr(self) -> str:
         return (
@@ -226,105 +223,6 @@ class MixtureDensityHead(nn.Module):
             f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
             + (f", n_models={self.n_models}" if self.n_models is not None else "")
         )
-
-
-def _log_normaliser(joint: Tensor, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Log-sum-exps over components of ``joint`` and of ``logits``, as one reduction.
-
-    Returns the per-row NLL term ``lse(logits) - lse(joint)`` and, for the backward pass, the
-    shifted exponentials [2, *B, K] and their sums [2, *B].
-    """
-    both = torch.stack([joint, logits])  # [2, *B, K]
-    top = both.amax(-1, keepdim=True)
-    shifted = (both - top).exp()
-    total = shifted.sum(-1)  # [2, *B]
-    log_sums = total.log() + top.squeeze(-1)
-    return log_sums[1] - log_sums[0], shifted, total
-
-
-class _DiagonalMixtureNLL(torch.autograd.Function):
-    """NLL of a mixture with axis-aligned components, from the head's raw outputs.
-
-    Standard deviations are ``softplus(raw) + floor``; ``raw`` has one entry per dimension
-    (diag) or one per component (spherical). The backward pass is the closed form
-    dNLL/dlogit = softmax(logit) - r, dNLL/dmean = -r z / s, dNLL/ds = r (1 - z^2) / s,
-    with r the posterior responsibilities and z the standardised residuals.
-
-    Written for speed on small batches, where each kernel launch costs more than its
-    arithmetic: inputs are made contiguous first (softplus on a strided view is 4x
-    slower), and the two log-sum-exps over components (of the weights and of the joint)
-    are one stacked reduction, as ``log_softmax`` over a short last axis is slow on CPU.
-    """
-
-    @staticmethod
-    def forward(ctx, logits, means, raw, y, floor):  # [*B, K], [*B, K, D], [*B, K, S], [*B, D]
-        logits, means, raw = logits.contiguous(), means.contiguous(), raw.contiguous()
-        d = means.shape[-1]
-        std = F.softplus(raw) + floor  # [*B, K, S]
-        z = (y.unsqueeze(-2) - means) / std  # [*B, K, D]
-        log_norm = std.log().sum(-1) * (d // std.shape[-1])  # [*B, K]: S = D or 1
-        joint = logits - log_norm - 0.5 * z.square().sum(-1)  # [*B, K], up to a constant
-        nll, shifted, total = _log_normaliser(joint, logits)
-        ctx.save_for_backward(raw, std, z, shifted, total)
-        return nll + 0.5 * d * _LOG_2PI
-
-    @staticmethod
-    def backward(ctx, grad):  # grad: [*B]
-        raw, std, z, shifted, total = ctx.saved_tensors
-        posterior = shifted * (grad / total).unsqueeze(-1)  # [2, *B, K]: r and softmax(logits)
-        r = posterior[0]
-        grad_logits = posterior[1] - r
-        r = r.unsqueeze(-1)
-        grad_means = -r * z / std
-        if std.shape[-1] == z.shape[-1]:
-            grad_std = r * (1.0 - z.square()) / std
-        else:  # spherical: one deviation shared by the D dimensions
-            grad_std = r * (z.shape[-1] - z.square().sum(-1, keepdim=True)) / std
-        return grad_logits, grad_means, grad_std * torch.sigmoid(raw), None, None
-
-
-class _FullMixtureNLL(torch.autograd.Function):
-    """NLL of a mixture with full covariances, from the head's raw outputs.
-
-    ``raw`` holds per component the D diagonal entries (``U_ii = 1 / (softplus + floor)``)
-    and then the strictly upper entries of the precision's Cholesky factor ``U``. With
-    ``d = y - mean`` and ``z = U^T d``: dNLL/dU_ij = r d_i z_j (minus r / U_ii on the
-    diagonal) and dNLL/dmean = -r U z, r being the posterior responsibilities.
-    """
-
-    @staticmethod
-    def forward(ctx, logits, means, raw, y, floor, triu_index):
-        # logits [*B, K], means [*B, K, D], raw [*B, K, S], y [*B, D], triu_index [S]
-        logits, means, raw = logits.contiguous(), means.contiguous(), raw.contiguous()
-        d = means.shape[-1]
-        diag = 1.0 / (F.softplus(raw[..., :d]) + floor)  # [*B, K, D]
-        entries = torch.cat([diag, raw[..., d:]], dim=-1)
-        u = entries.new_zeros(*entries.shape[:-1], d * d)
-        u = u.index_copy_(-1, triu_index, entries).unflatten(-1, (d, d))  # [*B, K, D, D]
-        diff = y.unsqueeze(-2) - means  # [*B, K, D]
-        z = (u * diff.unsqueeze(-1)).sum(-2)  # [*B, K, D] = U^T diff
-        joint = logits + diag.log().sum(-1) - 0.5 * z.square().sum(-1)
-        nll, shifted, total = _log_normaliser(joint, logits)
-        ctx.save_for_backward(raw, diag, u, diff, z, shifted, total, triu_index)
-        return nll + 0.5 * d * _LOG_2PI
-
-    @staticmethod
-    def backward(ctx, grad):
-        raw, diag, u, diff, z, shifted, total, triu_index = ctx.saved_tensors
-        d = diag.shape[-1]
-        posterior = shifted * (grad / total).unsqueeze(-1)  # [2, *B, K]
-        r = posterior[0]
-        grad_logits = posterior[1] - r
-        r = r.unsqueeze(-1)  # [*B, K, 1]
-        grad_means = -r * (u * z.unsqueeze(-2)).sum(-1)  # -r U z
-        grad_u = (r.unsqueeze(-1) * diff.unsqueeze(-1) * z.unsqueeze(-2)).flatten(-2)
-        grad_entries = grad_u.index_select(-1, triu_index)  # [*B, K, S]
-        grad_diag = grad_entries[..., :d] - r / diag
-        grad_raw = torch.cat(
-            [grad_diag * -diag.square() * torch.sigmoid(raw[..., :d]), grad_entries[..., d:]],
-            dim=-1,
-        )
-        return grad_logits, grad_means, grad_raw, None, None, None
 
 
 class MLP(nn.Sequential):
@@ -349,8 +247,7 @@ class MLP(nn.Sequential):
         n_models: int | None = None,
     ) -> None:
         _check_n_models(n_models)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        validate("activation", activation)
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden:
@@ -427,6 +324,21 @@ class MixtureDensityNetwork(nn.Module):
         states = [m.state_dict() for m in members]
         ensemble.load_state_dict({k: torch.stack([s[k] for s in states]) for k in states[0]})
         return ensemble.to(next(members[0].parameters()).device)
+
+    def hand_backprop(self) -> ReluBackprop | None:
+        """The hand-written backward pass of this network, where it applies.
+
+        Returns
+        -------
+        ReluBackprop or None
+            A callable ``(x, y, complete) -> per-member mean NLL`` that also writes every
+            parameter's ``.grad``, for ReLU networks whose parameters all train and already
+            have their gradient tensors; None otherwise (use autograd).
+        """
+        trains = all(p.requires_grad and p.grad is not None for p in self.parameters())
+        if self.config["activation"] != "relu" or not trains:
+            return None
+        return ReluBackprop(self.trunk, self.head)
 
     def member(self, index: int) -> MixtureDensityNetwork:
         """A single network holding a copy of member ``index``'s weights."""

@@ -1,0 +1,171 @@
+"""The steps of ``MDN.fit`` around the training loop: seeds, the validation split, bagging,
+the initial network, and the recalibration fitted on the validation rows afterwards."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from mdn import calibration
+from mdn.nn import MixtureDensityNetwork
+
+__all__ = [
+    "NO_RECALIBRATION",
+    "fit_recalibration",
+    "initial_network",
+    "member_rows",
+    "seeds",
+    "split_rows",
+]
+
+#: The fitted recalibration values that change nothing.
+NO_RECALIBRATION = {"member_spread_": 1.0, "component_scale_": 1.0, "tail_weight_": 0.0}
+
+
+def seeds(random_state: int | np.random.RandomState | None) -> tuple[int, int]:
+    """The seed of member 0 (member e uses seed + e) and the seed of the validation split.
+
+    An integer ``random_state`` is member 0's seed itself, so that member e of an
+    ensemble starts as a single model with ``random_state + e`` would.
+
+    Parameters
+    ----------
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    seed, split_seed : int
+    """
+    if isinstance(random_state, numbers.Integral):
+        seed = int(random_state)
+    else:
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    # A seed unrelated to the members': torch and NumPy share the Mersenne twister, so
+    # one seed would make the split and the first member's minibatches share draws.
+    split_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    return seed, split_seed
+
+
+def split_rows(
+    n: int, validation_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training and validation rows (None without validation), drawn with ``generator``.
+
+    Parameters
+    ----------
+    n : int
+        Rows in all.
+    validation_fraction : float
+    generator : torch.Generator
+
+    Returns
+    -------
+    train_rows : Tensor
+    val_rows : Tensor or None
+    """
+    if validation_fraction == 0:
+        return torch.arange(n), None
+    n_val = round(n * validation_fraction)
+    if n_val < 1 or n - n_val < 1:
+        warnings.warn(
+            f"validation_fraction={validation_fraction} leaves no validation or no "
+            f"training row out of {n}; training without validation",
+            UserWarning,
+            stacklevel=3,
+        )
+        return torch.arange(n), None
+    order = torch.randperm(n, generator=generator)
+    return order[n_val:], order[:n_val]
+
+
+def member_rows(
+    n: int, bagging: float | None, generators: list[torch.Generator]
+) -> torch.Tensor | None:
+    """Training rows of each member (E, m) when bagging, else None (all rows).
+
+    Parameters
+    ----------
+    n : int
+        Training rows.
+    bagging : float or None
+        Share of them each member draws, without replacement.
+    generators : list of torch.Generator
+        One per member.
+
+    Returns
+    -------
+    Tensor of shape (E, m) or None
+    """
+    if bagging is None:
+        return None
+    m = max(1, round(n * bagging))
+    return torch.stack([torch.randperm(n, generator=g)[:m] for g in generators])
+
+
+def initial_network(
+    build_single: Callable[[], MixtureDensityNetwork], n_models: int, seed: int
+) -> MixtureDensityNetwork:
+    """Member e initialised under seed + e, as a single model with that seed would be.
+
+    Parameters
+    ----------
+    build_single : callable
+        Builds one single network with fresh weights (drawn from torch's global generator).
+    n_models : int
+    seed : int
+
+    Returns
+    -------
+    MixtureDensityNetwork
+        One network, or a batched one of ``n_models`` members.
+    """
+    members = []
+    for e in range(n_models):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + e)
+            members.append(build_single())
+    return members[0] if n_models == 1 else MixtureDensityNetwork.stack(members)
+
+
+def fit_recalibration(
+    network: MixtureDensityNetwork, x_val: torch.Tensor, y_val: torch.Tensor, scale_only: bool
+) -> dict[str, float]:
+    """The recalibration of ``network``'s predictive mixture on the validation rows.
+
+    Parameters
+    ----------
+    network : MixtureDensityNetwork
+        Fitted; scaled inputs to mixtures over scaled targets.
+    x_val, y_val : Tensor
+        Scaled validation rows.
+    scale_only : bool
+        Fit the component scale alone under ``calibration.SCALE_PRIOR_SD`` and then the
+        tail weight; otherwise the member spread and the scale, as BIC chooses.
+
+    Returns
+    -------
+    dict
+        Values of ``member_spread_``, ``component_scale_`` and ``tail_weight_``.
+    """
+    network.eval()
+    with torch.no_grad():
+        mixture = network(x_val)
+    mixture, y_val = mixture.to("cpu"), y_val.cpu()
+    members = network.n_models is not None
+    values = dict(NO_RECALIBRATION)
+    values["member_spread_"], values["component_scale_"] = calibration.fit_recalibration(
+        mixture,
+        y_val,
+        members=members,
+        scale_prior_sd=calibration.SCALE_PRIOR_SD if scale_only else None,
+    )
+    if scale_only:
+        values["tail_weight_"] = calibration.fit_tail_weight(
+            mixture, y_val, members=members, component_scale=values["component_scale_"]
+        )
+    return values

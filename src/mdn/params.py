@@ -1,0 +1,232 @@
+"""Every parameter of ``MDN``, ``train`` and the network modules, declared once.
+
+``validate(name, value)`` checks one value against its rule and raises a ``ValueError`` that
+names the parameter, what it must be and what it got. ``MDN.fit``, ``train``,
+``MixtureDensityHead`` and ``MLP`` all call it, so one parameter has one rule and one
+message wherever it is given. The choices of the string parameters live here too, so that
+every layer reads them from one place.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mdn.runtime import resolve_device
+
+__all__ = [
+    "ACTIVATIONS",
+    "COMBINES",
+    "COVARIANCE_TYPES",
+    "LR_SCHEDULES",
+    "PARAMETERS",
+    "POINTS",
+    "RECALIBRATIONS",
+    "REFERENCE",
+    "TARGET_TRANSFORMS",
+    "validate",
+    "validate_all",
+]
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+ACTIVATIONS = ("elu", "gelu", "leaky_relu", "relu", "sigmoid", "silu", "softplus", "tanh")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+TARGET_TRANSFORMS = (None, "log")
+COMBINES = ("median", "mixture")
+RECALIBRATIONS = ("auto", "scale", True, False)
+POINTS = ("top", "mean", "mode", "median")
+
+#: The reference MDN of the satellite chlorophyll-a retrieval, as ``MDN(**REFERENCE)``: ten
+#: members fitted on 75 % subsamples, the median of their estimates, its L2 and variance
+#: floor, the full 10,000 iterations at a constant learning rate, keeping the last step's
+#: weights, without validation, early stopping, clipping or recalibration.
+REFERENCE = {
+    "n_mix": 5,
+    "hidden": (100,) * 5,
+    "activation": "relu",
+    "lr": 1e-3,
+    "lr_schedule": "constant",
+    "ema_decay": None,
+    "l2": 1e-3,
+    "epsilon": 1e-3,
+    "n_iter": 10_000,
+    "batch": 128,
+    "n_models": 10,
+    "bagging": 0.75,
+    "combine": "median",
+    "validation_fraction": 0.0,
+    "patience": None,
+    "clip_grad": None,
+    "recalibrate": False,
+}
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer (never a bool) of at least ``low``, or None where ``optional``."""
+
+    low: int = 1
+    optional: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        if value is None and self.optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low:
+            raise ValueError(
+                f"{name} must be an integer >= {self.low}{' or None' * self.optional}, "
+                f"got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number above ``low`` (or at it, unless ``strict``) and below ``high``."""
+
+    low: float
+    strict: bool = True
+    high: float = math.inf
+    optional: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        if value is None and self.optional:
+            return
+        ok = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > self.low if self.strict else value >= self.low)
+            and value < self.high
+        )
+        if not ok:
+            bound = f"{'>' if self.strict else '>='} {self.low}"
+            if self.high < math.inf:
+                bound += f" and < {self.high}"
+            raise ValueError(
+                f"{name} must be a number {bound}{' or None' * self.optional}, got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share of the rows in (0, 1], or None."""
+
+    def check(self, name: str, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value <= 1):
+            raise ValueError(f"{name} must be a share of the rows in (0, 1] or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``options``; True and False match only themselves, not 1 and 0."""
+
+    options: tuple
+    described: str = ""
+
+    def check(self, name: str, value: object) -> None:
+        if not any(
+            value is option or (isinstance(value, str) and value == option)
+            for option in self.options
+        ):
+            what = self.described or f"one of {self.options}"
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """A sequence of positive integers (layer widths)."""
+
+    def check(self, name: str, value: object) -> None:
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, Sequence)
+            or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0 for h in value
+            )
+        ):
+            raise ValueError(
+                f"{name} must be a sequence of positive integers such as (100, 100), got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Device:
+    """A torch device name or "auto"."""
+
+    def check(self, name: str, value: object) -> None:
+        resolve_device(value)
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """Checked where it is used: scalers by ``mdn.preprocessing``, seeds by scikit-learn."""
+
+    def check(self, name: str, value: object) -> None:
+        return
+
+
+PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | Unchecked] = {
+    # the network
+    "n_mix": Integer(),
+    "hidden": Sizes(),
+    "activation": Choice(ACTIVATIONS),
+    "covariance": Choice(COVARIANCE_TYPES),
+    "epsilon": Real(0),
+    "n_models": Integer(),
+    # the loop
+    "lr": Real(0),
+    "lr_schedule": Choice(LR_SCHEDULES),
+    "lr_patience": Integer(),
+    "ema_decay": Real(0, strict=False, high=1, optional=True),
+    "l2": Real(0, strict=False),
+    "n_iter": Integer(),
+    "batch": Integer(),
+    "clip_grad": Real(0, optional=True),
+    "patience": Integer(optional=True),
+    "eval_every": Integer(),
+    "max_recoveries": Integer(low=0),
+    # the estimator
+    "scaler_x": Unchecked(),
+    "scaler_y": Unchecked(),
+    "target_transform": Choice(TARGET_TRANSFORMS),
+    "validation_fraction": Real(0, strict=False, high=1),
+    "bagging": Share(),
+    "combine": Choice(COMBINES),
+    "recalibrate": Choice(RECALIBRATIONS, described='"auto", "scale", True or False'),
+    "random_state": Unchecked(),
+    "device": Device(),
+    "verbose": Integer(low=0),
+    "chunk_size": Integer(),
+    # the head's own sizes
+    "in_features": Integer(),
+    "n_targets": Integer(),
+}
+
+#: ``train``'s names for the estimator's parameters where they differ.
+ALIASES = {"batch_size": "batch"}
+
+
+def validate(name: str, value: object) -> None:
+    """Check ``value`` against the rule of parameter ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``PARAMETERS`` (or of ``ALIASES``).
+    value : object
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, what it must be, and the value it got.
+    """
+    PARAMETERS[ALIASES.get(name, name)].check(name, value)
+
+
+def validate_all(params: Mapping[str, object]) -> None:
+    """``validate`` every item of ``params``."""
+    for name, value in params.items():
+        validate(name, value)

@@ -1,0 +1,78 @@
+"""Where the arithmetic runs: choosing a device, and flushing denormal numbers on CPUs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["denormals_flushed", "device_available", "resolve_device"]
+
+
+def resolve_device(spec: str | torch.device) -> torch.device:
+    """The torch device that ``spec`` names; "auto" picks a GPU where there is one.
+
+    Parameters
+    ----------
+    spec : str or torch.device
+        "cpu", "cuda", "cuda:N", "mps", "auto" or a ``torch.device``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` names no device.
+    """
+    if isinstance(spec, torch.device):
+        return spec
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {spec!r}"
+        ) from None
+
+
+def device_available(device: torch.device) -> bool:
+    """Whether ``device`` exists on this machine.
+
+    Parameters
+    ----------
+    device : torch.device
+
+    Returns
+    -------
+    bool
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return device.type == "cpu"
+
+
+@contextlib.contextmanager
+def denormals_flushed() -> Iterator[None]:
+    """Flush float denormals to zero for the duration, then turn flushing off again.
+
+    L2 shrinks unused weights into the denormal range, and mixture tails reach it in
+    prediction; x86 arithmetic on denormals is about ten times slower
+    (benchmarks/README.md). Flushing them to zero changes no result measurably. Usable as a
+    decorator too.
+    """
+    flushes = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushes:
+            torch.set_flush_denormal(False)

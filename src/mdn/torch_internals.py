@@ -1,0 +1,155 @@
+"""Every private torch call that mdn makes, each probed once and with a public fallback.
+
+Private functions may change or vanish in any torch release. Each one is tried on small
+tensors the first time it is needed; if the probe raises anything at all (a missing
+function, a renamed keyword, an unsupported device), mdn uses the public equivalent from
+then on, which gives the same numbers, only more slowly. Nothing else in mdn calls a
+private torch function.
+
+- ``torch._fused_adam_``: the whole Adam update of a list of parameters in one kernel,
+  without ``torch.optim.Adam.step``'s Python bookkeeping (``mdn.training.optimizer``).
+- ``torch.ops.aten.threshold_backward``: the ReLU backward in one kernel, for the
+  hand-written backward pass (``mdn.fastpath``).
+- ``torch._foreach_lerp_`` and ``torch._foreach_copy_``: one call for every tensor of a
+  list, for weight averaging (``mdn.training.averaging``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ADAM_BETAS",
+    "ADAM_EPS",
+    "foreach_copy_",
+    "foreach_lerp_",
+    "fused_adam_",
+    "fused_adam_available",
+    "relu_backward",
+]
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def _probe(call) -> bool:
+    try:
+        call()
+    except Exception:  # any failure at all means: use the public path
+        return False
+    return True
+
+
+def fused_adam_(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    exp_avg: Sequence[Tensor],
+    exp_avg_sq: Sequence[Tensor],
+    step: Tensor,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    """One Adam step (coupled weight decay, no amsgrad) of ``params``, in place.
+
+    Only to be called where ``fused_adam_available`` said yes; ``step`` is the shared
+    step counter, incremented by the caller.
+    """
+    torch._fused_adam_(
+        list(params),
+        list(grads),
+        list(exp_avg),
+        list(exp_avg_sq),
+        [],
+        [step] * len(params),
+        lr=lr,
+        beta1=ADAM_BETAS[0],
+        beta2=ADAM_BETAS[1],
+        weight_decay=weight_decay,
+        eps=ADAM_EPS,
+        amsgrad=False,
+        maximize=False,
+    )
+
+
+@functools.cache
+def fused_adam_available(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``fused_adam_`` runs for parameters on ``device`` of ``dtype``.
+
+    Parameters
+    ----------
+    device : torch.device
+    dtype : torch.dtype
+
+    Returns
+    -------
+    bool
+    """
+    probe = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
+    step = torch.ones((), device=device)
+    return _probe(
+        lambda: fused_adam_([probe[0]], [probe[1]], [probe[2]], [probe[3]], step, 1e-3, 0.0)
+    )
+
+
+@functools.cache
+def _threshold_backward_works() -> bool:
+    ones = torch.ones(2)
+    return _probe(lambda: torch.ops.aten.threshold_backward(ones, ones, 0))
+
+
+def relu_backward(grad: Tensor, inputs: Tensor) -> Tensor:
+    """The gradient through a ReLU: ``grad`` where ``inputs > 0``, else 0.
+
+    Parameters
+    ----------
+    grad : Tensor
+        Gradient with respect to the ReLU's output.
+    inputs : Tensor
+        The ReLU's input (or its output: both are positive at the same places).
+
+    Returns
+    -------
+    Tensor
+    """
+    if _threshold_backward_works():
+        return torch.ops.aten.threshold_backward(grad, inputs, 0)
+    return torch.where(inputs > 0, grad, 0.0)
+
+
+@functools.cache
+def _foreach_works() -> bool:
+    a, b = [torch.zeros(2)], [torch.ones(2)]
+    return _probe(lambda: (torch._foreach_lerp_(a, b, 0.5), torch._foreach_copy_(a, b)))
+
+
+def foreach_lerp_(targets: list[Tensor], ends: list[Tensor], weight: float) -> None:
+    """``target.lerp_(end, weight)`` for every pair, in one call where torch allows.
+
+    Parameters
+    ----------
+    targets, ends : list of Tensor
+    weight : float
+    """
+    if _foreach_works():
+        torch._foreach_lerp_(targets, ends, weight)
+        return
+    for target, end in zip(targets, ends, strict=True):
+        target.lerp_(end, weight)
+
+
+def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
+    """``target.copy_(source)`` for every pair, in one call where torch allows.
+
+    Parameters
+    ----------
+    targets, sources : list of Tensor
+    """
+    if _foreach_works():
+        torch._foreach_copy_(targets, sources)
+        return
+    for target, source in zip(targets, sources, strict=True):
+        target.copy_(source)
