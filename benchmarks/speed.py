@@ -60,9 +60,9 @@ def time_mdn(
     loss_fn = None
     compile_s = 0.0
     if compiled:
-        from mdn.training import _member_nll
+        from mdn.training import member_nll
 
-        loss_fn = torch.compile(lambda xb, yb: _member_nll(network, xb, yb))
+        loss_fn = torch.compile(lambda xb, yb: member_nll(network, xb, yb))
         start = time.perf_counter()
         train(network, x, y, n_iter=2, generator=generators, loss_fn=loss_fn, clip_grad=10.0)
         compile_s = time.perf_counter() - start
