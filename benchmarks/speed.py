@@ -160,6 +160,29 @@ print(seconds, before, peak, out.nbytes)
     }
 
 
+def interval(rows: int = 100_000) -> dict:
+    """Rows/s of ``MDN.predict_interval`` with D=3 full covariances in a fresh process.
+
+    Public API only (``MDN``, ``fit``, ``predict_interval``), so that it measures old and new
+    versions of the package alike; fitted on 1 thread, timed on 2 after a warm-up on 1000 rows.
+    """
+    code = f"""
+import time, numpy as np, torch, mdn
+torch.set_num_threads(1)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2000, 7)); y = x[:, :3] + 0.1 * rng.normal(size=(2000, 3))
+model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0, covariance="full").fit(x, y)
+torch.set_num_threads(2)
+model.predict_interval(rng.normal(size=(1000, 7)), coverage=0.9)
+X = rng.normal(size=({rows}, 7))
+start = time.perf_counter(); model.predict_interval(X, coverage=0.9)
+print(time.perf_counter() - start)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds = float(run.stdout.split()[-1])
+    return {"rows": rows, "rows_per_s": rows / seconds, "seconds": seconds}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="timed steps per measurement")
@@ -270,6 +293,13 @@ def main(argv: list[str] | None = None) -> None:
             f"| {rows:.0e} | {p['rows_per_s']:,.0f} | {p['seconds']:.2f} | "
             f"{p['peak_growth_mib']:.0f} | {p['output_mib']:.0f} |"
         )
+
+    print("\n## Prediction intervals, D=3 full, 10^5 rows\n")
+    print("MDN.predict_interval(X, coverage=0.9), n_models=1, 2 threads\n")
+    print("| rows | rows/s | seconds |")
+    print("|---|---|---|")
+    q = interval(100_000)
+    print(f"| {q['rows']:.0e} | {q['rows_per_s']:,.0f} | {q['seconds']:.2f} |")
 
     print("\n## Achieved GFLOP/s against the measured fp32 matmul peak\n")
     peaks = {t: matmul_peak(t) for t in (1, 2)}

@@ -6,8 +6,16 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
-__all__ = ["column_names", "drop_unobserved_rows", "like_input", "num_rows", "to_numpy"]
+__all__ = [
+    "check_training_data",
+    "column_names",
+    "drop_unobserved_rows",
+    "like_input",
+    "num_rows",
+    "to_numpy",
+]
 
 
 def to_numpy(data: object) -> object:
@@ -90,7 +98,7 @@ def drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
             f"{int(unobserved.sum())} of {len(y)} rows have every target missing "
             "(NaN) and were dropped",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of MDN.fit
         )
     return X[~unobserved], y[~unobserved]
 
@@ -117,3 +125,47 @@ def like_input(values: np.ndarray, X: object, names: list[str] | None) -> object
     if values.ndim == 1:
         return pd.Series(values, index=X.index, name=names[0] if names else None)
     return pd.DataFrame(values, index=X.index, columns=names)
+
+
+def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float64 arrays (n, p) and (n, D) for ``model.fit``.
+
+    Sets the fitted input attributes (``n_features_in_``, ``feature_names_in_``), and
+    ``output_1d_``, ``n_outputs_`` and ``target_names_``; drops the rows without any
+    observed target; takes the logarithm of a log target.
+
+    Parameters
+    ----------
+    model : MDN
+    X : array-like of shape (n, p)
+    y : array-like of shape (n,) or (n, D)
+
+    Returns
+    -------
+    X : ndarray of shape (m, p)
+    y : ndarray of shape (m, D)
+    """
+    target_names = column_names(y)
+    if y is None:
+        raise ValueError("MDN requires y to be passed, but the target y is None")
+    X = validate_data(model, to_numpy(X), dtype=np.float64)
+    # NaN targets are missing values: training marginalises them out.
+    y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
+                    ensure_all_finite="allow-nan")  # fmt: skip
+    check_consistent_length(X, y)
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ValueError("y has no target columns; pass at least one")
+    model.output_1d_ = y.ndim == 1
+    y = y.reshape(len(y), -1)
+    X, y = drop_unobserved_rows(X, y)
+    model.n_outputs_ = y.shape[1]
+    model.target_names_ = target_names
+    if model.target_transform == "log":
+        if np.any(y <= 0):
+            raise ValueError(
+                f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
+                f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
+                "target_transform=None"
+            )
+        y = np.log(y)
+    return X, y

@@ -9,25 +9,19 @@ recalibrates; the prediction methods run the network chunk by chunk
 
 from __future__ import annotations
 
-import copy
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.utils import check_random_state
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import (
-    check_array,
-    check_consistent_length,
     check_is_fitted,
-    validate_data,
 )
 
-from mdn import calibration, metrics
-from mdn.data import column_names, drop_unobserved_rows, like_input, num_rows, to_numpy
+from mdn import calibration
+from mdn.data import check_training_data
 from mdn.fitting import (
     NO_RECALIBRATION,
     fit_recalibration,
@@ -36,21 +30,19 @@ from mdn.fitting import (
     seeds,
     split_rows,
 )
-from mdn.mixture import GaussianMixture
 from mdn.nn import MixtureDensityNetwork
-from mdn.params import POINTS, REFERENCE, validate_all
+from mdn.params import REFERENCE, validate_all
 from mdn.persistence import read_model, write_model
-from mdn.prediction import collect, distributions, in_target_space, recalibrated
+from mdn.prediction import MixturePredictorMixin
 from mdn.preprocessing import fit_scaling
-from mdn.runtime import denormals_flushed, resolve_device
+from mdn.runtime import resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank
-from mdn.transforms import LogGaussianMixture
 
 __all__ = ["MDN", "REFERENCE", "load"]
 
 
-class MDN(RegressorMixin, BaseEstimator):
+class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
     """Mixture density network: a neural network whose output is a Gaussian mixture p(y|x).
 
     The architecture and optimiser start from the reference MDN used for satellite
@@ -271,7 +263,7 @@ class MDN(RegressorMixin, BaseEstimator):
             The fitted estimator itself.
         """
         validate_all(self.get_params(deep=False))
-        X, y = self._check_training_data(X, y)
+        X, y = check_training_data(self, X, y)
         x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
         y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
         self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
@@ -319,33 +311,6 @@ class MDN(RegressorMixin, BaseEstimator):
         self.n_iter_ = history.n_iter
         return self
 
-    def _check_training_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-        """Validated float64 arrays (n, p) and (n, D), log-transformed with a log target."""
-        target_names = column_names(y)
-        if y is None:
-            raise ValueError("MDN requires y to be passed, but the target y is None")
-        X = validate_data(self, to_numpy(X), dtype=np.float64)
-        # NaN targets are missing values: training marginalises them out.
-        y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                        ensure_all_finite="allow-nan")  # fmt: skip
-        check_consistent_length(X, y)
-        if y.ndim == 2 and y.shape[1] == 0:
-            raise ValueError("y has no target columns; pass at least one")
-        self.output_1d_ = y.ndim == 1
-        y = y.reshape(len(y), -1)
-        X, y = drop_unobserved_rows(X, y)
-        self.n_outputs_ = y.shape[1]
-        self.target_names_ = target_names
-        if self.target_transform == "log":
-            if np.any(y <= 0):
-                raise ValueError(
-                    f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
-                    f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
-                    "target_transform=None"
-                )
-            y = np.log(y)
-        return X, y
-
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:
         """Set the recalibration values, fitted on the validation rows where asked for."""
         self.__dict__.update(NO_RECALIBRATION)
@@ -376,235 +341,6 @@ class MDN(RegressorMixin, BaseEstimator):
             epsilon=self.epsilon,
             n_models=n_models,
         )
-
-    @property
-    def _n_members(self) -> int:
-        check_is_fitted(self, "network_")
-        return self.network_.n_models or 1
-
-    # ------------------------------------------------------------------ prediction
-    @denormals_flushed()
-    def predict(self, X, point: str = "top"):
-        """Point estimates, shape (n,) for a 1-D target or (n, D).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        point : {"top", "mean", "mode", "median"}
-            "top": mean of the heaviest component (the reference model's estimate; for a
-            log target, its median); "mean": mixture mean; "mode": highest-density point;
-            "median": median of each target's marginal. An ensemble joins its members as
-            ``combine`` says.
-
-        Returns
-        -------
-        ndarray, or a pandas Series/DataFrame on X's index when X is a pandas DataFrame
-        """
-        _check_point(point)
-        if self._n_members > 1 and self.combine == "median":
-
-            def compute(mixture):
-                points = getattr(in_target_space(self, mixture), point)()  # [E, rows, D]
-                ordered = points.sort(dim=0).values
-                middle = (self._n_members - 1) // 2, self._n_members // 2
-                return (ordered[middle[0]] + ordered[middle[1]]) / 2  # np.median's convention
-
-            values = collect(self, X, compute, members=True)
-        else:
-            values = collect(self, X, lambda dist: getattr(dist, point)())
-        return like_input(values, X, self.target_names_)
-
-    @denormals_flushed()
-    def predict_members(self, X, point: str = "top") -> np.ndarray:
-        """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
-
-        Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
-        epistemic uncertainty that the members' disagreement reveals.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        point : {"top", "mean", "mode", "median"}
-
-        Returns
-        -------
-        ndarray
-        """
-        _check_point(point)
-
-        def compute(mixture):
-            values = getattr(in_target_space(self, mixture), point)()
-            return values if self._n_members > 1 else values.unsqueeze(0)
-
-        return collect(self, X, compute, row_axis=1, members=True)
-
-    @property
-    def members_(self) -> list[MDN]:
-        """The ensemble's members as single fitted models, without recalibration."""
-        check_is_fitted(self, "network_")
-        if self._n_members == 1:
-            if not recalibrated(self):
-                return [self]
-            member = copy.copy(self)  # shares the network; only the recalibration differs
-            member.__dict__.update(NO_RECALIBRATION)
-            return [member]
-        fitted = {
-            k: v
-            for k, v in vars(self).items()
-            if k.endswith("_") and not k.startswith("_") and k != "network_"
-        }
-        members = []
-        for e in range(self._n_members):
-            seed = self.random_state
-            member = clone(self).set_params(
-                n_models=1,
-                bagging=None,
-                random_state=seed + e if isinstance(seed, numbers.Integral) else seed,
-            )
-            member.__dict__.update(copy.deepcopy(fitted), **NO_RECALIBRATION)
-            history = member.history_
-            if history.get("member_best_step"):
-                history["best_step"] = history["member_best_step"][e]
-                history["val_nll"] = [values[e] for values in history["member_val_nll"]]
-            member.network_ = self.network_.member(e).eval()
-            members.append(member)
-        return members
-
-    @denormals_flushed()
-    def predict_interval(self, X, coverage: float = 0.9):
-        """Central interval of each target's marginal holding ``coverage`` of its mass.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        coverage : float
-            Strictly between 0 and 1.
-
-        Returns
-        -------
-        lower, upper : ndarray of shape (n,) or (n, D)
-            Exact quantiles of the predicted mixture (pandas on X's index for a DataFrame).
-        """
-        if not (isinstance(coverage, numbers.Real) and 0 < coverage < 1):
-            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
-        bounds = collect(self, X, lambda dist: torch.stack(dist.interval(coverage)), row_axis=1)
-        names = self.target_names_
-        return like_input(bounds[0], X, names), like_input(bounds[1], X, names)
-
-    @denormals_flushed()
-    def predict_dist(self, X) -> GaussianMixture | LogGaussianMixture:
-        """The predicted distribution of every row, in the user's units (float64).
-
-        Its components are the members' (``n_models * n_mix``), twice as many with a tail
-        (``tail_weight_`` > 0).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        GaussianMixture or LogGaussianMixture
-            Batch shape (n,); the target scaling is folded in exactly, and a log target
-            gives a ``LogGaussianMixture``.
-        """
-        parts = [dist for _, dist in distributions(self, X)]
-        return type(parts[0]).cat(parts)
-
-    @denormals_flushed()
-    def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
-        """Draw from p(y|x).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        n_samples : int
-            Draws per row.
-        random_state : int, RandomState or None
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n) for a 1-D target or (n_samples, n, D)
-        """
-        if (
-            isinstance(n_samples, bool)
-            or not isinstance(n_samples, numbers.Integral)
-            or n_samples < 1
-        ):
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        generator = torch.Generator().manual_seed(seed)
-        return collect(
-            self, X, lambda dist: dist.to("cpu").sample(int(n_samples), generator), row_axis=1
-        )
-
-    @denormals_flushed()
-    def log_prob(self, X, y) -> np.ndarray:
-        """Log-density of ``y`` under p(y|x), one value per row, in the user's units.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            NaN marks a missing value: the density is then the marginal's.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        y = self._check_targets(X, y)
-        out = np.empty(len(y))
-        for rows, dist in distributions(self, X):
-            out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
-        return out
-
-    def evaluate(self, X, y, points: Sequence[str] = ("mean", "top")) -> dict[str, float]:
-        """Held-out scores (see ``mdn.metrics.report``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        points : sequence of str
-            Point estimates whose RMSE and MAE to report.
-
-        Returns
-        -------
-        dict of str to float
-            NLL, CRPS, calibration error, 50/80/90/95 % interval coverage and the RMSE/MAE
-            of each point estimate.
-        """
-        return metrics.evaluate(self, X, self._check_targets(X, y), points)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Mean log-likelihood of ``y`` given ``X`` (higher is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        float
-        """
-        return float(np.average(self.log_prob(X, y), weights=sample_weight))
-
-    def _check_targets(self, X, y) -> np.ndarray:
-        check_is_fitted(self, "network_")
-        y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                        ensure_all_finite="allow-nan")  # fmt: skip
-        if y.ndim == 1 and self.n_outputs_ == 1:
-            y = y[:, None]
-        if y.ndim != 2 or y.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y must have {self.n_outputs_} target column(s) as at fit time, got shape "
-                f"{y.shape}"
-            )
-        if len(y) != num_rows(X):
-            raise ValueError(f"X and y have different numbers of rows: {num_rows(X)} and {len(y)}")
-        return y
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:
@@ -651,8 +387,3 @@ def load(path: str | os.PathLike, device: str | None = None) -> MDN:
     MDN
     """
     return MDN.load(path, device=device)
-
-
-def _check_point(point: str) -> None:
-    if point not in POINTS:
-        raise ValueError(f"point must be one of {POINTS}, got {point!r}")

@@ -3,12 +3,14 @@ the initial network, and the recalibration fitted on the validation rows afterwa
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from mdn import calibration
@@ -20,6 +22,7 @@ __all__ = [
     "initial_network",
     "member_rows",
     "seeds",
+    "single_members",
     "split_rows",
 ]
 
@@ -169,3 +172,50 @@ def fit_recalibration(
             mixture, y_val, members=members, component_scale=values["component_scale_"]
         )
     return values
+
+
+def single_members(model) -> list:
+    """The members of a fitted ``MDN`` as single fitted models, without recalibration.
+
+    Member e of an ensemble fitted with an integer ``random_state`` gets ``random_state +
+    e``, the seed of the single model it trained as; its history is its own.
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted.
+
+    Returns
+    -------
+    list of MDN
+        One per member (for a single network: the model itself, or a copy without its
+        recalibration).
+    """
+    n_members = model.network_.n_models or 1
+    if n_members == 1:
+        if all(getattr(model, name) == none for name, none in NO_RECALIBRATION.items()):
+            return [model]
+        member = copy.copy(model)  # shares the network; only the recalibration differs
+        member.__dict__.update(NO_RECALIBRATION)
+        return [member]
+    fitted = {
+        k: v
+        for k, v in vars(model).items()
+        if k.endswith("_") and not k.startswith("_") and k != "network_"
+    }
+    members = []
+    for e in range(n_members):
+        seed = model.random_state
+        member = clone(model).set_params(
+            n_models=1,
+            bagging=None,
+            random_state=seed + e if isinstance(seed, numbers.Integral) else seed,
+        )
+        member.__dict__.update(copy.deepcopy(fitted), **NO_RECALIBRATION)
+        history = member.history_
+        if history.get("member_best_step"):
+            history["best_step"] = history["member_best_step"][e]
+            history["val_nll"] = [values[e] for values in history["member_val_nll"]]
+        member.network_ = model.network_.member(e).eval()
+        members.append(member)
+    return members

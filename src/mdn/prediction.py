@@ -1,21 +1,34 @@
-"""Chunked prediction of a fitted ``MDN``: the network runs on a bounded number of rows at a
-time, and each chunk's mixture is turned into what a prediction method asked for."""
+"""How a fitted ``MDN`` predicts: the network runs on a bounded number of rows at a time
+(``chunk_size``), and each chunk's mixture is turned into what a prediction method asked
+for. ``MixturePredictorMixin`` holds ``MDN``'s prediction methods."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import numbers
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from mdn import calibration
-from mdn.data import num_rows, to_numpy
-from mdn.fitting import NO_RECALIBRATION
+from mdn import calibration, metrics
+from mdn.data import like_input, num_rows, to_numpy
+from mdn.fitting import NO_RECALIBRATION, single_members
 from mdn.mixture import GaussianMixture
+from mdn.params import POINTS
+from mdn.runtime import denormals_flushed
 from mdn.transforms import AffineTransform, LogGaussianMixture
 
-__all__ = ["collect", "distributions", "in_target_space", "member_distributions", "recalibrated"]
+__all__ = [
+    "MixturePredictorMixin",
+    "collect",
+    "distributions",
+    "in_target_space",
+    "median_of_members",
+    "member_distributions",
+    "recalibrated",
+]
 
 Distribution = GaussianMixture | LogGaussianMixture
 
@@ -97,6 +110,28 @@ def distributions(model, X) -> Iterator[tuple[slice, Distribution]]:
         yield rows, in_target_space(model, mixture.pool(0) if ensemble else mixture)
 
 
+def median_of_members(model, mixture: GaussianMixture, point: str) -> torch.Tensor:
+    """The median over members of each member's ``point`` estimate, in the user's units.
+
+    Parameters
+    ----------
+    model : MDN
+    mixture : GaussianMixture
+        The members' mixtures, batch shape (E, rows).
+    point : str
+        A ``GaussianMixture`` method returning one point per row.
+
+    Returns
+    -------
+    Tensor of shape (rows, D)
+    """
+    points = getattr(in_target_space(model, mixture), point)()  # [E, rows, D]
+    ordered = points.sort(dim=0).values
+    n_members = len(points)
+    middle = (n_members - 1) // 2, n_members // 2
+    return (ordered[middle[0]] + ordered[middle[1]]) / 2  # np.median's convention
+
+
 def in_target_space(model, mixture: GaussianMixture) -> Distribution:
     """``mixture`` pushed through the inverse of the model's target transform."""
     return LogGaussianMixture(mixture) if model.target_transform == "log" else mixture
@@ -138,3 +173,210 @@ def collect(
             out = np.empty(shape, dtype=part.dtype)
         out[(slice(None),) * row_axis + (rows,)] = part
     return out[..., 0] if model.output_1d_ else out
+
+
+def _check_point(point: str) -> None:
+    if point not in POINTS:
+        raise ValueError(f"point must be one of {POINTS}, got {point!r}")
+
+
+class MixturePredictorMixin:
+    """The prediction methods of ``MDN``: point estimates, intervals, the predicted
+    distribution, samples, densities and scores, all chunk by chunk through the functions
+    above, with denormal numbers flushed."""
+
+    @property
+    def _n_members(self) -> int:
+        check_is_fitted(self, "network_")
+        return self.network_.n_models or 1
+
+    @denormals_flushed()
+    def predict(self, X, point: str = "top"):
+        """Point estimates, shape (n,) for a 1-D target or (n, D).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}
+            "top": mean of the heaviest component (the reference model's estimate; for a
+            log target, its median); "mean": mixture mean; "mode": highest-density point;
+            "median": median of each target's marginal. An ensemble joins its members as
+            ``combine`` says.
+
+        Returns
+        -------
+        ndarray, or a pandas Series/DataFrame on X's index when X is a pandas DataFrame
+        """
+        _check_point(point)
+        if self._n_members > 1 and self.combine == "median":
+            values = collect(self, X, lambda mixture: median_of_members(self, mixture, point),
+                             members=True)  # fmt: skip
+        else:
+            values = collect(self, X, lambda dist: getattr(dist, point)())
+        return like_input(values, X, self.target_names_)
+
+    @denormals_flushed()
+    def predict_members(self, X, point: str = "top") -> np.ndarray:
+        """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
+
+        Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
+        epistemic uncertainty that the members' disagreement reveals.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}
+
+        Returns
+        -------
+        ndarray
+        """
+        _check_point(point)
+
+        def compute(mixture):
+            values = getattr(in_target_space(self, mixture), point)()
+            return values if self._n_members > 1 else values.unsqueeze(0)
+
+        return collect(self, X, compute, row_axis=1, members=True)
+
+    @property
+    def members_(self) -> list:
+        """The ensemble's members as single fitted models, without recalibration."""
+        check_is_fitted(self, "network_")
+        return single_members(self)
+
+    @denormals_flushed()
+    def predict_interval(self, X, coverage: float = 0.9):
+        """Central interval of each target's marginal holding ``coverage`` of its mass.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float
+            Strictly between 0 and 1.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n,) or (n, D)
+            Exact quantiles of the predicted mixture (pandas on X's index for a DataFrame).
+        """
+        if not (isinstance(coverage, numbers.Real) and 0 < coverage < 1):
+            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        bounds = collect(self, X, lambda dist: torch.stack(dist.interval(coverage)), row_axis=1)
+        names = self.target_names_
+        return like_input(bounds[0], X, names), like_input(bounds[1], X, names)
+
+    @denormals_flushed()
+    def predict_dist(self, X) -> GaussianMixture | LogGaussianMixture:
+        """The predicted distribution of every row, in the user's units (float64).
+
+        Its components are the members' (``n_models * n_mix``), twice as many with a tail
+        (``tail_weight_`` > 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        GaussianMixture or LogGaussianMixture
+            Batch shape (n,); the target scaling is folded in exactly, and a log target
+            gives a ``LogGaussianMixture``.
+        """
+        parts = [dist for _, dist in distributions(self, X)]
+        return type(parts[0]).cat(parts)
+
+    @denormals_flushed()
+    def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw from p(y|x).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_samples : int
+            Draws per row.
+        random_state : int, RandomState or None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n) for a 1-D target or (n_samples, n, D)
+        """
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        return collect(
+            self, X, lambda dist: dist.to("cpu").sample(int(n_samples), generator), row_axis=1
+        )
+
+    @denormals_flushed()
+    def log_prob(self, X, y) -> np.ndarray:
+        """Log-density of ``y`` under p(y|x), one value per row, in the user's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            NaN marks a missing value: the density is then the marginal's.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        y = self._check_targets(X, y)
+        out = np.empty(len(y))
+        for rows, dist in distributions(self, X):
+            out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
+        return out
+
+    def evaluate(self, X, y, points: Sequence[str] = ("mean", "top")) -> dict[str, float]:
+        """Held-out scores (see ``mdn.metrics.report``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        points : sequence of str
+            Point estimates whose RMSE and MAE to report.
+
+        Returns
+        -------
+        dict of str to float
+            NLL, CRPS, calibration error, 50/80/90/95 % interval coverage and the RMSE/MAE
+            of each point estimate.
+        """
+        return metrics.evaluate(self, X, self._check_targets(X, y), points)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean log-likelihood of ``y`` given ``X`` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        return float(np.average(self.log_prob(X, y), weights=sample_weight))
+
+    def _check_targets(self, X, y) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
+                        ensure_all_finite="allow-nan")  # fmt: skip
+        if y.ndim == 1 and self.n_outputs_ == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y must have {self.n_outputs_} target column(s) as at fit time, got shape "
+                f"{y.shape}"
+            )
+        if len(y) != num_rows(X):
+            raise ValueError(f"X and y have different numbers of rows: {num_rows(X)} and {len(y)}")
+        return y
