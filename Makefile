@@ -28,7 +28,7 @@ test: $(VENV)/.test-installed
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -61,18 +62,26 @@ def device_available(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+# How many denormals_flushed blocks each thread is inside (the flag is per thread).
+_depth = threading.local()
+
+
 @contextlib.contextmanager
 def denormals_flushed() -> Iterator[None]:
     """Flush float denormals to zero for the duration, then turn flushing off again.
 
     L2 shrinks unused weights into the denormal range, and mixture tails reach it in
     prediction; x86 arithmetic on denormals is about ten times slower
-    (benchmarks/README.md). Flushing them to zero changes no result measurably. Usable as a
-    decorator too.
+    (benchmarks/README.md). Flushing them to zero changes no result measurably. Blocks may
+    nest (a prediction inside a training callback): flushing stops when the outermost one
+    ends. Usable as a decorator too.
     """
-    flushes = torch.set_flush_denormal(True)
+    depth = getattr(_depth, "value", 0)
+    flushes = torch.set_flush_denormal(True) if depth == 0 else False
+    _depth.value = depth + 1
     try:
         yield
     finally:
+        _depth.value = depth
         if flushes:
             torch.set_flush_denormal(False)

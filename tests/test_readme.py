@@ -1,0 +1,40 @@
+"""The README's Python examples run as written (with training cut short)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import mdn
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+class QuickMDN(mdn.MDN):
+    """``MDN`` with at most 60 iterations: the examples' results are not what is tested."""
+
+    def fit(self, X, y):
+        self.n_iter = min(self.n_iter, 60)
+        return super().fit(X, y)
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_the_readme_has_python_examples():
+    assert len(python_blocks()) >= 4
+
+
+def test_the_readme_examples_run_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the tour saves a model file
+    monkeypatch.setattr(mdn, "MDN", QuickMDN)
+    namespace: dict = {}
+    for block in python_blocks():
+        try:
+            exec(compile(block, str(README), "exec"), namespace)
+        except Exception as error:
+            pytest.fail(f"README example failed ({type(error).__name__}: {error}):\n{block}")
+    assert (tmp_path / "model.safetensors").is_file()
