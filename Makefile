@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: demo test lint bench clean
+FLOORS := .venv-floors
+
+.PHONY: demo test test-floors lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +28,19 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q
 
+# The suite again at the lowest versions pyproject.toml declares (constraints-floors.txt).
+$(FLOORS)/.installed: pyproject.toml constraints-floors.txt
+	$(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet --constraint constraints-floors.txt torch==2.13.0
+	$(FLOORS)/bin/python -m pip install --quiet --constraint constraints-floors.txt -e '.[test,plot]'
+	touch $@
+
+test-floors: $(FLOORS)/.installed
+	$(FLOORS)/bin/python -m pytest -q -p no:cacheprovider --deselect tests/test_uci_quick.py
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) $(FLOORS) demo-output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -161,3 +162,17 @@ def test_low_level_round_trip(tmp_path):
     read, documents = read_model_file(tmp_path / "x.safetensors")
     assert documents == {"note": {"k": [1, 2]}}
     assert all(torch.equal(read[k], tensors[k]) for k in tensors)
+
+
+def test_a_random_state_object_is_dropped_on_save_with_a_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    model = MDN(n_models=1, hidden=(4,), n_iter=10, verbose=0)
+    model.set_params(random_state=np.random.RandomState(0)).fit(X, X[:, 0])
+    with pytest.warns(UserWarning, match="random_state is a RandomState.*saved as None"):
+        model.save(tmp_path / "m.safetensors")
+    assert mdn.load(tmp_path / "m.safetensors").random_state is None
+    model.set_params(random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.save(tmp_path / "m.safetensors")  # an integer seed is kept without a word

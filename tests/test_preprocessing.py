@@ -32,9 +32,6 @@ def data():
 
 def assert_matches(scaling: AffineScaling, fitted, X: np.ndarray) -> None:
     np.testing.assert_allclose(scaling.transform(X), fitted.transform(X), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(
-        scaling.inverse_transform(scaling.transform(X)), X, rtol=1e-12, atol=1e-9
-    )
 
 
 @pytest.mark.parametrize("name", sorted(SCALERS))

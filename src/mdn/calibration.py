@@ -99,6 +99,12 @@ def recalibrate(
     members : bool
         Whether the first batch axis holds ensemble members; if not, ``member_spread`` does
         not apply.
+
+    Returns
+    -------
+    GaussianMixture
+        The batch shape of ``mixture``, with twice as many components when
+        ``tail_weight > 0``.
     """
     means = mixture.means
     if members:
@@ -113,9 +119,7 @@ def recalibrate(
         )
         means = torch.cat([means, means], k)
         precision = torch.cat([precision, precision / TAIL_SCALE], k)
-    return GaussianMixture(
-        log_weights, means, precision, mixture.covariance_type, validate=False, _normalized=True
-    )
+    return mixture._derived(log_weights, means, precision)
 
 
 def fit_recalibration(
@@ -154,13 +158,10 @@ def fit_recalibration(
     -------
     member_spread, component_scale : float
     """
-    mixture = GaussianMixture(
+    mixture = mixture._derived(
         mixture.log_weights.detach().double(),
         mixture.means.detach().double(),
         mixture.precision_cholesky.detach().double(),
-        mixture.covariance_type,
-        validate=False,
-        _normalized=True,
     )
     y = y.detach().double()
     n = y.shape[0]

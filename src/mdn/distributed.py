@@ -24,12 +24,16 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from mdn.estimator import MDN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main", "read_table"]
 
@@ -38,8 +42,17 @@ logger = logging.getLogger(__name__)
 
 def read_table(
     path: str | os.PathLike, targets: Sequence[str], features: Sequence[str] | None = None
-):
+) -> tuple[pd.DataFrame | np.ndarray, pd.Series | pd.DataFrame | np.ndarray]:
     """Inputs and targets from a CSV or Parquet table (pandas) or an ``.npz`` with X and y.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv``, ``.parquet`` or ``.npz`` file.
+    targets : sequence of str
+        Target columns (ignored for ``.npz``).
+    features : sequence of str, optional
+        Input columns (ignored for ``.npz``).
 
     Returns
     -------
@@ -121,7 +134,18 @@ def _check_replicas_agree(model: MDN) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m mdn.distributed`` (under ``torchrun`` or alone)."""
+    """Entry point of ``python -m mdn.distributed`` (under ``torchrun`` or alone).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     args = _arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ

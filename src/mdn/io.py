@@ -31,7 +31,22 @@ class ModelFileError(ValueError):
 def write_model_file(
     path: str | os.PathLike, tensors: dict[str, torch.Tensor], documents: dict[str, object]
 ) -> Path:
-    """Write ``tensors`` and the JSON-serialisable ``documents`` to ``path`` atomically."""
+    """Write ``tensors`` and the JSON-serialisable ``documents`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (replaced if it exists).
+    tensors : dict of str to Tensor
+        Stored on the CPU, contiguous.
+    documents : dict of str to object
+        Each value is stored as JSON under its key in the metadata.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file name such as model.safetensors")
@@ -55,6 +70,10 @@ def write_model_file(
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """Read a file written by ``write_model_file``.
+
+    Parameters
+    ----------
+    path : str or path-like
 
     Returns
     -------

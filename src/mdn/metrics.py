@@ -21,12 +21,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from mdn.mixture import GaussianMixture
 from mdn.transforms import LogGaussianMixture
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Predictor(Protocol):
+        """What ``evaluate`` needs of a model (``MDN`` has it)."""
+
+        def predict_dist(self, X: ArrayLike) -> GaussianMixture | LogGaussianMixture: ...
+
+        def predict(self, X: ArrayLike, point: str = ...) -> ArrayLike: ...
+
 
 __all__ = [
     "calibration_error",
@@ -48,7 +61,7 @@ LEVELS = (0.5, 0.8, 0.9, 0.95)
 _ROWS_PER_BLOCK = 4096  # bounds the (rows, K, K) temporaries of the exact CRPS
 
 
-def _targets(dist: Distribution, y) -> torch.Tensor:
+def _targets(dist: Distribution, y: ArrayLike) -> torch.Tensor:
     """``y`` as a float64 tensor of shape (N, D) on ``dist``'s device."""
     values = torch.as_tensor(np.asarray(y, dtype=np.float64))
     if values.dim() == 1 and dist.n_dims == 1:
@@ -63,13 +76,25 @@ def _targets(dist: Distribution, y) -> torch.Tensor:
     return values.to(dist.device)
 
 
-def nll(dist: Distribution, y) -> float:
-    """Mean negative log-likelihood of ``y`` (nats per row, in the units of ``y``)."""
+def nll(dist: Distribution, y: ArrayLike) -> float:
+    """Mean negative log-likelihood of ``y`` (nats per row, in the units of ``y``).
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        Batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+
+    Returns
+    -------
+    float
+        Nats per row.
+    """
     return float(-dist.log_prob(_targets(dist, y)).mean())
 
 
 def crps(
-    dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
+    dist: Distribution, y: ArrayLike, *, n_samples: int = 1000, random_state: int | None = 0
 ) -> np.ndarray:
     """Continuous ranked probability score of each row, shape (N,).
 
@@ -78,6 +103,19 @@ def crps(
     ``A(m, v) = 2 sqrt(v) phi(m / sqrt(v)) + m (2 Phi(m / sqrt(v)) - 1)``. For other
     distributions (several dimensions, log targets) it is the energy score, the CRPS's
     multivariate generalisation, estimated from ``n_samples`` draws.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        Batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+    n_samples, random_state
+        Draws and their seed for the energy score (see ``energy_score``); unused where
+        the score is exact.
+
+    Returns
+    -------
+    ndarray of shape (N,)
     """
     targets = _targets(dist, y)
     if not (isinstance(dist, GaussianMixture) and dist.n_dims == 1):
@@ -106,12 +144,26 @@ def _expected_abs(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 
 def energy_score(
-    dist: Distribution, y, *, n_samples: int = 1000, random_state: int | None = 0
+    dist: Distribution, y: ArrayLike, *, n_samples: int = 1000, random_state: int | None = 0
 ) -> np.ndarray:
     """Energy score ``E||X - y|| - 1/2 E||X - X'||`` of each row from ``n_samples`` draws.
 
     For one dimension it equals the CRPS. The second term uses the draws paired with a
     shifted copy of themselves, an unbiased estimate.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        Batch shape (N,); sampled on the CPU.
+    y : array-like of shape (N,) or (N, D)
+    n_samples : int
+        Draws per row, at least 2.
+    random_state : int or None
+        Seed of the draws (None means 0).
+
+    Returns
+    -------
+    ndarray of shape (N,)
     """
     if not (isinstance(n_samples, int) and n_samples >= 2):
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
@@ -127,19 +179,41 @@ def energy_score(
     return torch.cat(scores).numpy()
 
 
-def pit(dist: Distribution, y) -> np.ndarray:
-    """Probability integral transform: each target's marginal CDF at ``y``, shape (N, D).
+def pit(dist: Distribution, y: ArrayLike) -> np.ndarray:
+    """Probability integral transform: each target's marginal CDF at ``y``.
 
     For a calibrated model these values are uniform on [0, 1].
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        The predicted distributions, batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+
+    Returns
+    -------
+    ndarray of shape (N, D)
     """
     return dist.cdf(_targets(dist, y)).cpu().numpy()
 
 
-def calibration_error(pit_values, levels: int = 99) -> float:
+def calibration_error(pit_values: ArrayLike, levels: int = 99) -> float:
     """Mean |share of PIT values <= u  -  u| over ``levels`` evenly spaced u in (0, 1).
 
     0 for perfectly uniform PIT values; a model whose intervals are too narrow or too wide
     scores higher. All dimensions' values are pooled.
+
+    Parameters
+    ----------
+    pit_values : array-like
+        PIT values of any shape (``pit``'s).
+    levels : int
+        Number of grid points u.
+
+    Returns
+    -------
+    float
+        Between 0 and 0.5.
     """
     values = np.asarray(pit_values, dtype=np.float64).ravel()
     if values.size == 0:
@@ -149,10 +223,25 @@ def calibration_error(pit_values, levels: int = 99) -> float:
     return float(np.mean(np.abs(share - grid)))
 
 
-def coverage(dist: Distribution, y, levels: Sequence[float] = LEVELS) -> dict[float, float]:
+def coverage(
+    dist: Distribution, y: ArrayLike, levels: Sequence[float] = LEVELS
+) -> dict[float, float]:
     """Share of targets inside the central interval of each nominal ``level``.
 
     Intervals are per dimension (of each marginal); all dimensions are pooled.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        Batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+    levels : sequence of float
+        Nominal coverages, each strictly between 0 and 1.
+
+    Returns
+    -------
+    dict of float to float
+        The observed share for each level.
     """
     targets = _targets(dist, y)
     out = {}
@@ -162,26 +251,49 @@ def coverage(dist: Distribution, y, levels: Sequence[float] = LEVELS) -> dict[fl
     return out
 
 
-def _points(point, y) -> tuple[np.ndarray, np.ndarray]:
+def _points(point: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     point, y = np.asarray(point, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if point.shape != y.shape:
         raise ValueError(f"point estimates {point.shape} and y {y.shape} differ in shape")
     return point, y
 
 
-def rmse(point, y) -> float:
-    """Root mean squared error of point estimates (all dimensions pooled)."""
+def rmse(point: ArrayLike, y: ArrayLike) -> float:
+    """Root mean squared error of point estimates (all dimensions pooled).
+
+    Parameters
+    ----------
+    point : array-like
+        Estimates, the shape of ``y``.
+    y : array-like of shape (N,) or (N, D)
+
+    Returns
+    -------
+    float
+    """
     point, y = _points(point, y)
     return float(np.sqrt(np.mean((point - y) ** 2)))
 
 
-def mae(point, y) -> float:
-    """Mean absolute error of point estimates (all dimensions pooled)."""
+def mae(point: ArrayLike, y: ArrayLike) -> float:
+    """Mean absolute error of point estimates (all dimensions pooled).
+
+    Parameters
+    ----------
+    point : array-like
+        Estimates of ``y``, in its shape.
+    y : array-like of shape (N,) or (N, D)
+
+    Returns
+    -------
+    float
+        In the units of ``y``.
+    """
     point, y = _points(point, y)
     return float(np.mean(np.abs(point - y)))
 
 
-def _log_ratios(point, y) -> np.ndarray:
+def _log_ratios(point: ArrayLike, y: ArrayLike) -> np.ndarray:
     point, y = _points(point, y)
     if np.any(point <= 0) or np.any(y <= 0):
         raise ValueError(
@@ -191,21 +303,46 @@ def _log_ratios(point, y) -> np.ndarray:
     return np.log(point / y)
 
 
-def mdsa(point, y) -> float:
-    """Median symmetric accuracy, %: ``100 (exp(median |log(point / y)|) - 1)`` (Morley 2018)."""
+def mdsa(point: ArrayLike, y: ArrayLike) -> float:
+    """Median symmetric accuracy, %: ``100 (exp(median |log(point / y)|) - 1)`` (Morley 2018).
+
+    Parameters
+    ----------
+    point : array-like
+        Positive estimates, the shape of ``y``.
+    y : array-like
+        Positive targets.
+
+    Returns
+    -------
+    float
+    """
     return float(100 * (np.exp(np.median(np.abs(_log_ratios(point, y)))) - 1))
 
 
-def sspb(point, y) -> float:
+def sspb(point: ArrayLike, y: ArrayLike) -> float:
     """Symmetric signed percentage bias, %: ``100 sign(m) (exp(|m|) - 1)``, m the median
-    log ratio of estimates to targets (Morley 2018)."""
+    log ratio of estimates to targets (Morley 2018).
+
+    Parameters
+    ----------
+    point : array-like
+        Positive estimates in the shape of ``y``.
+    y : array-like
+        Positive targets.
+
+    Returns
+    -------
+    float
+        Positive where the estimates run high.
+    """
     m = float(np.median(_log_ratios(point, y)))
     return float(100 * np.sign(m) * (np.exp(abs(m)) - 1))
 
 
 def report(
     dist: Distribution,
-    y,
+    y: ArrayLike,
     points: dict[str, np.ndarray] | None = None,
     levels: Sequence[float] = LEVELS,
 ) -> dict[str, float]:
@@ -221,6 +358,12 @@ def report(
         ``y``: their RMSE and MAE are reported as ``rmse_<name>`` and ``mae_<name>``.
     levels : sequence of float
         Nominal coverages of the central intervals to check.
+
+    Returns
+    -------
+    dict of str to float
+        ``n``, ``nll``, ``crps`` (the mean), ``calibration_error``, ``coverage_<level>``
+        (level in %) and ``rmse_<name>`` / ``mae_<name>`` for each of ``points``.
     """
     out = {
         "n": float(len(dist)),
@@ -237,10 +380,25 @@ def report(
 
 
 def evaluate(
-    model, X, y, points: Sequence[str] = ("mean", "top"), levels: Sequence[float] = LEVELS
+    model: Predictor,
+    X: ArrayLike,
+    y: ArrayLike,
+    points: Sequence[str] = ("mean", "top"),
+    levels: Sequence[float] = LEVELS,
 ) -> dict[str, float]:
     """``report`` for a fitted model's predictions of ``X`` (anything with ``predict_dist``
     and ``predict(X, point=...)``, such as ``MDN``).
+
+    Parameters
+    ----------
+    model : MDN or similar
+        Fitted.
+    X : array-like of shape (N, p)
+    y : array-like of shape (N,) or (N, D)
+    points : sequence of str
+        Point estimates (``predict``'s ``point``) whose errors to report.
+    levels : sequence of float
+        As in ``report``.
 
     Returns
     -------

@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from mdn import params
+from mdn.mixture_marginals import MarginalsMixin, observed_component_log_prob
 from mdn.mixture_params import (
     check_parameters,
     parameters_from_covariances,
     precision_cholesky_from_covariance,
 )
-from mdn.mixture_solvers import gather_component, mixture_mode, mixture_quantile
+from mdn.mixture_solvers import gather_component, mixture_mode
 from mdn.params import COVARIANCE_TYPES
 
 __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covariance"]
@@ -23,7 +25,7 @@ __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covar
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class GaussianMixture:
+class GaussianMixture(MarginalsMixin):
     r"""A batch of mixtures of K Gaussians over D-dimensional targets.
 
     .. math:: p(y) = \sum_k \pi_k \, \mathcal{N}(y;\ \mu_k, \Sigma_k)
@@ -106,6 +108,10 @@ class GaussianMixture:
             (*B, K) variances for ``spherical``.
         covariance : {"full", "diag", "spherical"}, optional
             Inferred from the shape of ``covariances`` when omitted.
+
+        Returns
+        -------
+        GaussianMixture
         """
         log_weights, means, precision_cholesky, covariance = parameters_from_covariances(
             weights, means, covariances, covariance
@@ -114,7 +120,18 @@ class GaussianMixture:
 
     @staticmethod
     def cat(mixtures: Sequence[GaussianMixture]) -> GaussianMixture:
-        """Concatenate mixtures along the first batch dimension."""
+        """Concatenate mixtures along the first batch dimension.
+
+        Parameters
+        ----------
+        mixtures : sequence of GaussianMixture
+            At least one, each with a batch dimension, all of one covariance type, number
+            of components and dimension.
+
+        Returns
+        -------
+        GaussianMixture
+        """
         mixtures = list(mixtures)
         if not mixtures:
             raise ValueError("cat needs at least one mixture")
@@ -134,13 +151,10 @@ class GaussianMixture:
                     "cat needs mixtures of one covariance type, number of components and "
                     f"dimension; got {first!r} and {other!r}"
                 )
-        return GaussianMixture(
+        return first._derived(
             torch.cat([m.log_weights for m in mixtures]),
             torch.cat([m.means for m in mixtures]),
             torch.cat([m.precision_cholesky for m in mixtures]),
-            first.covariance_type,
-            validate=False,
-            _normalized=True,
         )
 
     def pool(self, dim: int = 0) -> GaussianMixture:
@@ -149,6 +163,16 @@ class GaussianMixture:
         For an ensemble's predictions of batch shape (E, N) with K components each,
         ``pool(0)`` is the batch (N,) of mixtures of E * K components whose density is the
         mean of the E members' densities.
+
+        Parameters
+        ----------
+        dim : int
+            The batch dimension to pool over.
+
+        Returns
+        -------
+        GaussianMixture
+            Batch shape ``B`` without ``dim``, ``B[dim]`` times as many components.
         """
         ndim = len(self.batch_shape)
         if not -ndim <= dim < ndim:
@@ -159,14 +183,19 @@ class GaussianMixture:
         def merge(values: Tensor) -> Tensor:  # [..., E, ..., K, *event] -> [..., E*K, *event]
             return values.movedim(dim, ndim - 1).flatten(ndim - 1, ndim)
 
-        return GaussianMixture(
+        return self._derived(
             merge(self.log_weights) - math.log(members),
             merge(self.means),
             merge(self.precision_cholesky),
-            self.covariance_type,
-            validate=False,
-            _normalized=True,
         )
+
+    def _derived(self, log_weights: Tensor, means: Tensor, precision_cholesky: Tensor,
+                 covariance: str | None = None) -> GaussianMixture:  # fmt: skip
+        """A mixture of this one's type (unless ``covariance`` says otherwise) from
+        normalised parameters derived from checked ones: nothing to check or normalise."""
+        return GaussianMixture(log_weights, means, precision_cholesky,
+                               covariance or self.covariance_type, validate=False,
+                               _normalized=True)  # fmt: skip
 
     # ------------------------------------------------------------------ shape and access
     @property
@@ -202,7 +231,12 @@ class GaussianMixture:
         return self.precision_cholesky.square().reciprocal()
 
     def component_covariance_matrices(self) -> Tensor:
-        """Covariance matrices of the components, shape (*B, K, D, D), for every type."""
+        """Covariance matrices of the components, for every covariance type.
+
+        Returns
+        -------
+        Tensor of shape (*B, K, D, D)
+        """
         if self.covariance_type == "full":
             scale_tril = self._scale_tril
             return scale_tril @ scale_tril.mT
@@ -220,24 +254,28 @@ class GaussianMixture:
                 f"index the batch dimensions {tuple(self.batch_shape)} only, with at most "
                 f"{len(self.batch_shape)} integers, slices or index arrays (no ... or None)"
             )
-        return GaussianMixture(
+        return self._derived(
             self.log_weights[key],
             self.means[key],
             self.precision_cholesky[key],
-            self.covariance_type,
-            validate=False,
-            _normalized=True,
         )
 
-    def to(self, *args, **kwargs) -> GaussianMixture:
-        """Move or cast every parameter, as ``Tensor.to`` does."""
-        return GaussianMixture(
+    def to(self, *args: Any, **kwargs: Any) -> GaussianMixture:
+        """Move or cast every parameter, as ``Tensor.to`` does.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            What ``Tensor.to`` takes: a device, a dtype, or both.
+
+        Returns
+        -------
+        GaussianMixture
+        """
+        return self._derived(
             self.log_weights.to(*args, **kwargs),
             self.means.to(*args, **kwargs),
             self.precision_cholesky.to(*args, **kwargs),
-            self.covariance_type,
-            validate=False,
-            _normalized=True,
         )
 
     def __repr__(self) -> str:
@@ -248,15 +286,24 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ densities
     def component_log_prob(self, y: Tensor) -> Tensor:
-        """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component, shape (..., *B, K).
+        """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component.
 
         NaN coordinates of ``y`` count as missing: a point's density is then that of the
         marginal over its observed coordinates (1 if none is observed).
+
+        Parameters
+        ----------
+        y : Tensor of shape (..., *B, D)
+            Points, broadcast against the batch.
+
+        Returns
+        -------
+        Tensor of shape (..., *B, K)
         """
         y = self._as_points(y)
         observed = ~torch.isnan(y)
         if not bool(observed.all()):
-            return self._observed_component_log_prob(y, observed)
+            return observed_component_log_prob(self, y, observed)
         diff = y.unsqueeze(-2) - self.means  # [..., *B, K, D]
         if self.covariance_type == "full":
             u = self.precision_cholesky
@@ -271,37 +318,14 @@ class GaussianMixture:
         maha = z.square().sum(-1)  # [..., *B, K]
         return self.log_weights + half_log_det - 0.5 * (maha + self.n_dims * _LOG_2PI)
 
-    def _observed_component_log_prob(self, y: Tensor, observed: Tensor) -> Tensor:
-        """``component_log_prob`` of the marginals over the observed coordinates.
-
-        Missing coordinates get zero residuals; for full covariances, their rows and columns
-        of the covariance are replaced by those of the identity, so that the D-dimensional
-        Gaussian factorises into the marginal of the observed coordinates times a standard
-        normal density at 0 for each missing one, which the constant then removes.
-        """
-        seen = observed.unsqueeze(-2)  # [..., *B, 1, D]
-        diff = torch.where(seen, torch.where(observed, y, 0.0).unsqueeze(-2) - self.means, 0.0)
-        n_seen = observed.sum(-1, keepdim=True).to(self.dtype)  # [..., *B, 1]
-        if self.covariance_type == "full":
-            eye = torch.eye(self.n_dims, dtype=self.dtype, device=self.device)
-            both = seen.unsqueeze(-1) & seen.unsqueeze(-2)  # [..., *B, 1, D, D]
-            cov = torch.where(both, self.component_covariance_matrices(), eye)
-            chol = torch.linalg.cholesky(cov)  # [..., *B, K, D, D]
-            z = torch.linalg.solve_triangular(chol, diff.unsqueeze(-1), upper=False)[..., 0]
-            half_log_det = -chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        elif self.covariance_type == "diag":
-            z = diff * self.precision_cholesky
-            half_log_det = (self.precision_cholesky.log() * seen).sum(-1)
-        else:
-            z = diff * self.precision_cholesky.unsqueeze(-1)
-            half_log_det = n_seen * self.precision_cholesky.log()
-        maha = z.square().sum(-1)  # [..., *B, K]
-        return self.log_weights + half_log_det - 0.5 * (maha + n_seen * _LOG_2PI)
-
     def log_prob(self, y: Tensor) -> Tensor:
         """Log-density at ``y`` of shape (..., *B, D) (broadcast against the batch).
 
         NaN coordinates count as missing (the density of the observed ones' marginal).
+
+        Parameters
+        ----------
+        y : Tensor of shape (..., *B, D)
 
         Returns
         -------
@@ -310,12 +334,35 @@ class GaussianMixture:
         return torch.logsumexp(self.component_log_prob(y), dim=-1)
 
     def responsibilities(self, y: Tensor) -> Tensor:
-        """Posterior probability of each component given ``y``, shape (..., *B, K)."""
+        """Posterior probability of each component given ``y``.
+
+        Parameters
+        ----------
+        y : Tensor of shape (..., *B, D)
+            NaN coordinates count as missing, as in ``log_prob``.
+
+        Returns
+        -------
+        Tensor of shape (..., *B, K)
+            Sums to 1 over the last axis.
+        """
         return torch.softmax(self.component_log_prob(y), dim=-1)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples per mixture, shape (n, *B, D)."""
+        """Draw ``n`` samples per mixture.
+
+        Parameters
+        ----------
+        n : int
+            Draws per mixture, at least 1.
+        generator : torch.Generator, optional
+            Source of randomness (torch's global one when None).
+
+        Returns
+        -------
+        Tensor of shape (n, *B, D)
+        """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         batch, k, d = self.batch_shape, self.n_components, self.n_dims
@@ -334,11 +381,21 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ moments and points
     def mean(self) -> Tensor:
-        """Mixture mean, shape (*B, D)."""
+        """Mixture mean.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         return (self.weights.unsqueeze(-1) * self.means).sum(-2)
 
     def covariance(self) -> Tensor:
-        """Mixture covariance, shape (*B, D, D)."""
+        """Mixture covariance, by the law of total covariance.
+
+        Returns
+        -------
+        Tensor of shape (*B, D, D)
+        """
         weights = self.weights[..., None, None]  # [*B, K, 1, 1]
         spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
         # Law of total covariance: E_k[Sigma_k] + Cov_k[mu_k].
@@ -348,14 +405,24 @@ class GaussianMixture:
         ).sum(-3)
 
     def variance(self) -> Tensor:
-        """Mixture variance of each dimension, shape (*B, D)."""
+        """Mixture variance of each dimension (the diagonal of ``covariance``).
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
         return (self.weights.unsqueeze(-1) * (self._component_std.square() + spread.square())).sum(
             -2
         )
 
     def top(self) -> Tensor:
-        """Mean of the heaviest component, shape (*B, D)."""
+        """Mean of the heaviest component.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         return gather_component(self.means, self.log_weights.argmax(-1))
 
     def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
@@ -373,86 +440,12 @@ class GaussianMixture:
         tol : float
             Stop when no point moves by more than ``tol`` times the smallest component
             standard deviation of its dimension.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
         """
         return mixture_mode(self, max_iter, tol)
-
-    # ------------------------------------------------------------------ marginals
-    def marginal(self, dims: int | Sequence[int]) -> GaussianMixture:
-        """The mixture of the selected target dimensions (exact: Gaussians marginalise)."""
-        index = [dims] if isinstance(dims, int) else list(dims)
-        if not index or any(not -self.n_dims <= i < self.n_dims for i in index):
-            raise IndexError(f"dims must be a non-empty selection of 0..{self.n_dims - 1}")
-        if len({i % self.n_dims for i in index}) != len(index):
-            raise IndexError(f"dims must not repeat a dimension, got {index}")
-        means = self.means[..., index]
-        if self.covariance_type == "full":
-            cov = self.component_covariance_matrices()[..., index, :][..., :, index]
-            prec_chol = precision_cholesky_from_covariance(cov)
-        elif self.covariance_type == "diag":
-            prec_chol = self.precision_cholesky[..., index]
-        else:
-            prec_chol = self.precision_cholesky
-        return GaussianMixture(
-            self.log_weights,
-            means,
-            prec_chol,
-            self.covariance_type,
-            validate=False,
-            _normalized=True,
-        )
-
-    def cdf(self, y: Tensor) -> Tensor:
-        """Marginal CDF of each dimension at ``y`` of shape (..., *B, D); same shape out."""
-        y = self._as_points(y)
-        u = (y.unsqueeze(-2) - self.means) / self._component_std  # [..., *B, K, D]
-        # Softmax weights may sum to 1 + 1 ulp: clamp so that quantile(cdf(y)) stays valid.
-        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2).clamp(0.0, 1.0)
-
-    def marginal_log_prob(self, y: Tensor) -> Tensor:
-        """Log-density of each one-dimensional marginal at ``y``, shape (..., *B, D)."""
-        y = self._as_points(y)
-        std = self._component_std  # [*B, K, D]
-        u = (y.unsqueeze(-2) - self.means) / std  # [..., *B, K, D]
-        log_pdf = -0.5 * (u.square() + _LOG_2PI) - std.log()
-        return torch.logsumexp(self.log_weights.unsqueeze(-1) + log_pdf, dim=-2)
-
-    def quantile(self, q: float | Tensor, max_iter: int = 100) -> Tensor:
-        """Quantiles of each one-dimensional marginal (the inverse of ``cdf``).
-
-        Solves ``cdf(x) = q`` by Newton steps kept inside a bisection bracket that starts
-        between the smallest and largest component quantiles (the mixture quantile always
-        lies there): exact to floating-point precision, not a Gaussian approximation.
-
-        Parameters
-        ----------
-        q : float or Tensor
-            Probabilities in [0, 1], broadcast against (*B, D) as ``torch.distributions``
-            does for ``icdf``: a float gives (*B, D); levels of shape (Q, 1, 1) for a batch
-            of shape (N,) give (Q, N, D).
-
-        Returns
-        -------
-        Tensor of shape ``broadcast(q.shape, (*B, D))``
-        """
-        return mixture_quantile(self, q, max_iter)
-
-    def median(self) -> Tensor:
-        """Median of each one-dimensional marginal, shape (*B, D)."""
-        return self.quantile(0.5)
-
-    def interval(self, coverage: float = 0.9) -> tuple[Tensor, Tensor]:
-        """Central interval of each one-dimensional marginal holding ``coverage`` of its mass.
-
-        Returns
-        -------
-        lower, upper : Tensor of shape (*B, D)
-            The ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles.
-        """
-        if not 0 < coverage < 1:
-            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
-        levels = torch.tensor([(1 - coverage) / 2, (1 + coverage) / 2], dtype=self.dtype)
-        bounds = self.quantile(levels.reshape(2, *([1] * (len(self.batch_shape) + 1))))
-        return bounds[0], bounds[1]
 
     # ------------------------------------------------------------------ internals
     def _as_points(self, y: Tensor) -> Tensor:

@@ -113,6 +113,25 @@ def parameters_from_covariances(
 
 
 def check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covariance: str) -> None:
+    """Check the parameters ``GaussianMixture`` is built from: types, shapes and values.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (*B, K)
+    means : Tensor of shape (*B, K, D)
+    prec_chol : Tensor
+        The precision Cholesky factors in the shape of ``covariance``'s type (see
+        ``GaussianMixture``).
+    covariance : {"full", "diag", "spherical"}
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not a floating-point tensor.
+    ValueError
+        If a shape does not fit, a value is not finite, the diagonal of ``prec_chol`` is
+        not positive, or a full ``prec_chol`` is not upper-triangular.
+    """
     for name, value in (("logits", logits), ("means", means), ("precision_cholesky", prec_chol)):
         if not isinstance(value, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")

@@ -8,15 +8,30 @@ prediction). ``GaussianMixture.mode`` and ``quantile`` call them.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from mdn.mixture import GaussianMixture
+
 __all__ = ["gather_component", "mixture_mode", "mixture_quantile"]
 
 
-def mixture_mode(mixture, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
-    """``mixture.mode(max_iter, tol)``: the fixed-point iteration described there."""
+def mixture_mode(mixture: GaussianMixture, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
+    """``mixture.mode(max_iter, tol)``: the fixed-point iteration described there.
+
+    Parameters
+    ----------
+    mixture : GaussianMixture
+    max_iter : int
+    tol : float
+
+    Returns
+    -------
+    Tensor of shape (*B, D)
+    """
     starts = mixture.means.movedim(-2, 0)  # [S=K, *B, D]
     x = starts
     scale = mixture._component_std.amin(-2)  # [*B, D]
@@ -49,8 +64,19 @@ def mixture_mode(mixture, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
     return gather_component(candidates.movedim(0, -2), best)
 
 
-def mixture_quantile(mixture, q: float | Tensor, max_iter: int = 100) -> Tensor:
-    """``mixture.quantile(q, max_iter)``: the Newton-bisection described there."""
+def mixture_quantile(mixture: GaussianMixture, q: float | Tensor, max_iter: int = 100) -> Tensor:
+    """``mixture.quantile(q, max_iter)``: the Newton-bisection described there.
+
+    Parameters
+    ----------
+    mixture : GaussianMixture
+    q : float or Tensor
+    max_iter : int
+
+    Returns
+    -------
+    Tensor of shape ``broadcast(q.shape, (*B, D))``
+    """
     q = torch.as_tensor(q, dtype=mixture.dtype, device=mixture.device)
     if bool(((q < 0) | (q > 1) | q.isnan()).any()):
         raise ValueError("quantile levels q must lie in [0, 1]")
@@ -82,8 +108,17 @@ def mixture_quantile(mixture, q: float | Tensor, max_iter: int = 100) -> Tensor:
 def gather_component(values: Tensor, index: Tensor, event_ndim: int = 1) -> Tensor:
     """Pick one component per mixture.
 
-    ``values`` has shape (*B, K, *E) with ``len(E) == event_ndim``; ``index`` has shape
-    (*L, *B) with any leading dimensions L; the result has shape (*L, *B, *E).
+    Parameters
+    ----------
+    values : Tensor of shape (*B, K, *E)
+        Per-component values, with ``len(E) == event_ndim``.
+    index : Tensor of shape (*L, *B)
+        The component to pick, with any leading dimensions L.
+    event_ndim : int
+
+    Returns
+    -------
+    Tensor of shape (*L, *B, *E)
     """
     k_dim = values.ndim - event_ndim - 1  # position of K in values, = len(B)
     n_lead = index.ndim - k_dim

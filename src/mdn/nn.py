@@ -167,7 +167,18 @@ class MixtureDensityHead(nn.Module):
         return self.mixture(self.linear(features))
 
     def mixture(self, outputs: Tensor) -> GaussianMixture:
-        """The mixture that the outputs of ``self.linear`` stand for."""
+        """The mixture that the outputs of ``self.linear`` stand for.
+
+        Parameters
+        ----------
+        outputs : Tensor of shape (*B, K * (1 + D + S))
+            Logits, means and scale parameters of every component, S per component.
+
+        Returns
+        -------
+        GaussianMixture
+            Batch shape ``B``.
+        """
         k, d = self.n_mix, self.n_targets
         logits, means, raw = outputs.split([k, k * d, k * self.n_scale], dim=-1)
         means = means.unflatten(-1, (k, d))  # [*B, K, D]
@@ -192,7 +203,18 @@ class MixtureDensityHead(nn.Module):
         (and full ones in one dimension, the same parametrisation) it runs as one fused
         function with a closed-form gradient: the loss of a training step costs about half
         the time of the general path, whose many small operations dominate it on a CPU.
-        ``complete``: whether ``y`` is known to hold no NaN (see ``output_nll``).
+
+        Parameters
+        ----------
+        features : Tensor of shape (*B, in_features)
+        y : Tensor of shape (*B, D)
+            NaN entries are missing and marginalised out.
+        complete : bool, optional
+            Whether ``y`` is known to hold no NaN (see ``output_nll``).
+
+        Returns
+        -------
+        Tensor of shape (*B)
         """
         return self.output_nll(self.linear(features), y, complete)
 
@@ -203,6 +225,18 @@ class MixtureDensityHead(nn.Module):
         path: the fused functions assume complete rows). ``complete=True`` or ``False``
         says whether ``y`` holds NaN; None looks, which costs a device sync on a GPU, so the
         training loop looks once for all its minibatches.
+
+        Parameters
+        ----------
+        outputs : Tensor of shape (*B, K * (1 + D + S))
+            What ``self.linear`` returned (see ``mixture``).
+        y : Tensor of shape (*B, D)
+        complete : bool, optional
+
+        Returns
+        -------
+        Tensor of shape (*B)
+            The negative log-likelihood of each row.
         """
         if complete is None:
             complete = not bool(torch.isnan(y).any())
@@ -315,7 +349,18 @@ class MixtureDensityNetwork(nn.Module):
 
     @classmethod
     def stack(cls, members: Sequence[MixtureDensityNetwork]) -> MixtureDensityNetwork:
-        """One batched network whose member ``e`` is a copy of ``members[e]``."""
+        """One batched network whose member ``e`` is a copy of ``members[e]``.
+
+        Parameters
+        ----------
+        members : sequence of MixtureDensityNetwork
+            Single networks (``n_models=None``) of one configuration.
+
+        Returns
+        -------
+        MixtureDensityNetwork
+            With ``n_models=len(members)``, on the device of the first member.
+        """
         if not members or any(
             m.n_models is not None or m.config != members[0].config for m in members
         ):
@@ -341,7 +386,18 @@ class MixtureDensityNetwork(nn.Module):
         return ReluBackprop(self.trunk, self.head)
 
     def member(self, index: int) -> MixtureDensityNetwork:
-        """A single network holding a copy of member ``index``'s weights."""
+        """A single network holding a copy of member ``index``'s weights.
+
+        Parameters
+        ----------
+        index : int
+            A member, counted from the end where negative.
+
+        Returns
+        -------
+        MixtureDensityNetwork
+            With ``n_models=None``, on this network's device.
+        """
         if self.n_models is None:
             raise ValueError("member() needs a batched network (built with n_models)")
         if not -self.n_models <= index < self.n_models:

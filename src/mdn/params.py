@@ -227,6 +227,17 @@ def validate(name: str, value: object) -> None:
 
 
 def validate_all(params: Mapping[str, object]) -> None:
-    """``validate`` every item of ``params``."""
+    """``validate`` every item of ``params``.
+
+    Parameters
+    ----------
+    params : mapping of str to object
+        Parameter names (keys of ``PARAMETERS`` or ``ALIASES``) and their values.
+
+    Raises
+    ------
+    ValueError
+        At the first value that breaks its rule.
+    """
     for name, value in params.items():
         validate(name, value)

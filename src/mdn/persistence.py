@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sklearn
@@ -15,6 +16,9 @@ from mdn.fitting import NO_RECALIBRATION
 from mdn.io import ModelFileError, read_model_file, write_model_file
 from mdn.preprocessing import SCALERS
 from mdn.runtime import device_available, resolve_device
+
+if TYPE_CHECKING:
+    from mdn.estimator import MDN
 
 __all__ = ["read_model", "write_model"]
 
@@ -28,7 +32,7 @@ FITTED = ("n_features_in_", "n_outputs_", "output_1d_", "target_names_", "histor
 _RESTORABLE_SCALERS = {cls.__name__: cls for cls in SCALERS.values()}
 
 
-def write_model(model, path: str | os.PathLike) -> None:
+def write_model(model: MDN, path: str | os.PathLike) -> None:
     """Write the fitted ``model`` to ``path`` (see ``MDN.save``).
 
     Parameters
@@ -53,7 +57,7 @@ def write_model(model, path: str | os.PathLike) -> None:
     write_model_file(path, tensors, {"params": params, "fitted": fitted, "versions": versions})
 
 
-def read_model(cls, path: str | os.PathLike, device: str | None = None):
+def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = None) -> MDN:
     """Read a model written by ``write_model`` (see ``MDN.load``).
 
     Parameters
@@ -62,10 +66,13 @@ def read_model(cls, path: str | os.PathLike, device: str | None = None):
         ``MDN`` or a subclass.
     path : str or path-like
     device : str, optional
+        Where to put the network (default: the model's ``device``); the CPU where this
+        machine lacks it.
 
     Returns
     -------
     MDN
+        An instance of ``cls``, fitted.
 
     Raises
     ------

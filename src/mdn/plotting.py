@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.axes import Axes
+
+    from mdn.estimator import MDN
 
 __all__ = ["plot_conditional_density"]
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     try:
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - depends on the environment
@@ -17,16 +27,16 @@ def _pyplot():
 
 
 def plot_conditional_density(
-    model,
-    X=None,
-    y=None,
+    model: MDN,
+    X: ArrayLike | None = None,
+    y: ArrayLike | None = None,
     *,
-    x_range=None,
-    y_range=None,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
     resolution: int = 200,
     point: str | None = "top",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Axes:
     """Heat map of p(y|x) over a grid, for a model with one input and one target.
 
     Parameters

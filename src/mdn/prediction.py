@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -19,6 +21,14 @@ from mdn.mixture import GaussianMixture
 from mdn.params import POINTS
 from mdn.runtime import denormals_flushed
 from mdn.transforms import AffineTransform, LogGaussianMixture
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mdn.estimator import MDN
+
+    #: A prediction in the form of the input: pandas on X's index for a DataFrame.
+    Predictions = np.ndarray | pd.Series | pd.DataFrame
 
 __all__ = [
     "MixturePredictorMixin",
@@ -33,7 +43,7 @@ __all__ = [
 Distribution = GaussianMixture | LogGaussianMixture
 
 
-def member_distributions(model, X) -> Iterator[tuple[slice, GaussianMixture]]:
+def member_distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, GaussianMixture]]:
     """Each member's predicted mixture in the user's units, a chunk of rows at a time.
 
     The mixtures have batch shape (rows,) for a single model and (E, rows) for an
@@ -77,12 +87,23 @@ def member_distributions(model, X) -> Iterator[tuple[slice, GaussianMixture]]:
         yield rows, unscale(scaled.to(torch.float64))
 
 
-def recalibrated(model) -> bool:
-    """Whether ``model`` has any recalibration to apply."""
+def recalibrated(model: MDN) -> bool:
+    """Whether ``model`` has any recalibration to apply.
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted, with ``member_spread_``, ``component_scale_`` and ``tail_weight_``.
+
+    Returns
+    -------
+    bool
+        False where every fitted recalibration value is the one that changes nothing.
+    """
     return any(getattr(model, name) != none for name, none in NO_RECALIBRATION.items())
 
 
-def distributions(model, X) -> Iterator[tuple[slice, Distribution]]:
+def distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Distribution]]:
     """The predictive distribution in the user's units, a chunk of rows at a time: the
     members' mixtures, recalibrated and pooled.
 
@@ -110,7 +131,7 @@ def distributions(model, X) -> Iterator[tuple[slice, Distribution]]:
         yield rows, in_target_space(model, mixture.pool(0) if ensemble else mixture)
 
 
-def median_of_members(model, mixture: GaussianMixture, point: str) -> torch.Tensor:
+def median_of_members(model: MDN, mixture: GaussianMixture, point: str) -> torch.Tensor:
     """The median over members of each member's ``point`` estimate, in the user's units.
 
     Parameters
@@ -132,14 +153,26 @@ def median_of_members(model, mixture: GaussianMixture, point: str) -> torch.Tens
     return (ordered[middle[0]] + ordered[middle[1]]) / 2  # np.median's convention
 
 
-def in_target_space(model, mixture: GaussianMixture) -> Distribution:
-    """``mixture`` pushed through the inverse of the model's target transform."""
+def in_target_space(model: MDN, mixture: GaussianMixture) -> Distribution:
+    """``mixture`` pushed through the inverse of the model's target transform.
+
+    Parameters
+    ----------
+    model : MDN
+    mixture : GaussianMixture
+        In the user's units before the target transform is undone.
+
+    Returns
+    -------
+    GaussianMixture or LogGaussianMixture
+        ``mixture`` itself, or a ``LogGaussianMixture`` of it for a log target.
+    """
     return LogGaussianMixture(mixture) if model.target_transform == "log" else mixture
 
 
 def collect(
-    model,
-    X,
+    model: MDN,
+    X: ArrayLike,
     compute: Callable[[Distribution], torch.Tensor],
     row_axis: int = 0,
     members: bool = False,
@@ -191,7 +224,7 @@ class MixturePredictorMixin:
         return self.network_.n_models or 1
 
     @denormals_flushed()
-    def predict(self, X, point: str = "top"):
+    def predict(self, X: ArrayLike, point: str = "top") -> Predictions:
         """Point estimates, shape (n,) for a 1-D target or (n, D).
 
         Parameters
@@ -216,7 +249,7 @@ class MixturePredictorMixin:
         return like_input(values, X, self.target_names_)
 
     @denormals_flushed()
-    def predict_members(self, X, point: str = "top") -> np.ndarray:
+    def predict_members(self, X: ArrayLike, point: str = "top") -> np.ndarray:
         """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
 
         Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
@@ -233,20 +266,22 @@ class MixturePredictorMixin:
         """
         _check_point(point)
 
-        def compute(mixture):
+        def compute(mixture: GaussianMixture) -> torch.Tensor:
             values = getattr(in_target_space(self, mixture), point)()
             return values if self._n_members > 1 else values.unsqueeze(0)
 
         return collect(self, X, compute, row_axis=1, members=True)
 
     @property
-    def members_(self) -> list:
+    def members_(self) -> list[MDN]:
         """The ensemble's members as single fitted models, without recalibration."""
         check_is_fitted(self, "network_")
         return single_members(self)
 
     @denormals_flushed()
-    def predict_interval(self, X, coverage: float = 0.9):
+    def predict_interval(
+        self, X: ArrayLike, coverage: float = 0.9
+    ) -> tuple[Predictions, Predictions]:
         """Central interval of each target's marginal holding ``coverage`` of its mass.
 
         Parameters
@@ -267,7 +302,7 @@ class MixturePredictorMixin:
         return like_input(bounds[0], X, names), like_input(bounds[1], X, names)
 
     @denormals_flushed()
-    def predict_dist(self, X) -> GaussianMixture | LogGaussianMixture:
+    def predict_dist(self, X: ArrayLike) -> GaussianMixture | LogGaussianMixture:
         """The predicted distribution of every row, in the user's units (float64).
 
         Its components are the members' (``n_models * n_mix``), twice as many with a tail
@@ -287,7 +322,12 @@ class MixturePredictorMixin:
         return type(parts[0]).cat(parts)
 
     @denormals_flushed()
-    def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
+    def sample(
+        self,
+        X: ArrayLike,
+        n_samples: int = 1,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> np.ndarray:
         """Draw from p(y|x).
 
         Parameters
@@ -314,7 +354,7 @@ class MixturePredictorMixin:
         )
 
     @denormals_flushed()
-    def log_prob(self, X, y) -> np.ndarray:
+    def log_prob(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
         """Log-density of ``y`` under p(y|x), one value per row, in the user's units.
 
         Parameters
@@ -333,7 +373,9 @@ class MixturePredictorMixin:
             out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
         return out
 
-    def evaluate(self, X, y, points: Sequence[str] = ("mean", "top")) -> dict[str, float]:
+    def evaluate(
+        self, X: ArrayLike, y: ArrayLike, points: Sequence[str] = ("mean", "top")
+    ) -> dict[str, float]:
         """Held-out scores (see ``mdn.metrics.report``).
 
         Parameters
@@ -351,7 +393,7 @@ class MixturePredictorMixin:
         """
         return metrics.evaluate(self, X, self._check_targets(X, y), points)
 
-    def score(self, X, y, sample_weight=None) -> float:
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean log-likelihood of ``y`` given ``X`` (higher is better).
 
         Parameters
@@ -366,7 +408,7 @@ class MixturePredictorMixin:
         """
         return float(np.average(self.log_prob(X, y), weights=sample_weight))
 
-    def _check_targets(self, X, y) -> np.ndarray:
+    def _check_targets(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
         check_is_fitted(self, "network_")
         y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
                         ensure_all_finite="allow-nan")  # fmt: skip

@@ -8,7 +8,7 @@ stores two vectors instead of a pickled object.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 __all__ = ["SCALERS", "AffineScaling", "fit_scaling"]
@@ -22,21 +22,46 @@ SCALERS = {
 
 
 class AffineScaling:
-    """``z = (v - shift) / scale`` per column."""
+    """``z = (v - shift) / scale`` per column.
+
+    Parameters
+    ----------
+    shift, scale : array-like of shape (p,)
+    """
 
     def __init__(self, shift: np.ndarray, scale: np.ndarray) -> None:
         self.shift = np.asarray(shift, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
+        """Scale ``values`` of shape (n, p).
+
+        Parameters
+        ----------
+        values : ndarray of shape (n, p)
+
+        Returns
+        -------
+        ndarray of shape (n, p)
+        """
         return (values - self.shift) / self.scale
 
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        return values * self.scale + self.shift
 
+def make_scaler(spec: str | BaseEstimator | None, name: str) -> BaseEstimator | None:
+    """The unfitted transformer for ``spec`` (a name, None, or a transformer to clone).
 
-def make_scaler(spec, name: str):
-    """The unfitted transformer for ``spec`` (a name, None, or a transformer to clone)."""
+    Parameters
+    ----------
+    spec : str, transformer or None
+        A key of ``SCALERS``, "none" or None for no scaling, or a scikit-learn
+        transformer (cloned, not fitted).
+    name : str
+        The parameter's name, for error messages.
+
+    Returns
+    -------
+    transformer or None
+    """
     if spec is None or (isinstance(spec, str) and spec == "none"):
         return None
     if isinstance(spec, str):
@@ -54,11 +79,25 @@ def make_scaler(spec, name: str):
     return clone(spec)
 
 
-def fit_scaling(spec, data: np.ndarray, name: str) -> AffineScaling:
+def fit_scaling(spec: str | BaseEstimator | None, data: np.ndarray, name: str) -> AffineScaling:
     """Fit the scaler ``spec`` on ``data`` (n, p) and reduce it to an ``AffineScaling``.
 
     The fitted transformer is probed on points spread over the data's range; it must act
     on each column as ``a + b * v`` with ``b != 0``, which every scikit-learn scaler does.
+
+    Parameters
+    ----------
+    spec : str, transformer or None
+        As ``make_scaler`` takes it.
+    data : ndarray of shape (n, p)
+        May hold NaN (missing targets).
+    name : str
+        The parameter's name, for error messages.
+
+    Returns
+    -------
+    AffineScaling
+        The identity for no scaler.
 
     Raises
     ------

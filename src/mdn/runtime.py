@@ -75,6 +75,10 @@ def denormals_flushed() -> Iterator[None]:
     (benchmarks/README.md). Flushing them to zero changes no result measurably. Blocks may
     nest (a prediction inside a training callback): flushing stops when the outermost one
     ends. Usable as a decorator too.
+
+    Yields
+    ------
+    None
     """
     depth = getattr(_depth, "value", 0)
     flushes = torch.set_flush_denormal(True) if depth == 0 else False

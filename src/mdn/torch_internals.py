@@ -17,7 +17,7 @@ private torch function.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -36,7 +36,7 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
 
-def _probe(call) -> bool:
+def _probe(call: Callable[[], object]) -> bool:
     try:
         call()
     except Exception:  # any failure at all means: use the public path
@@ -57,6 +57,16 @@ def fused_adam_(
 
     Only to be called where ``fused_adam_available`` said yes; ``step`` is the shared
     step counter, incremented by the caller.
+
+    Parameters
+    ----------
+    params, grads, exp_avg, exp_avg_sq : sequence of Tensor
+        The parameters, their gradients and Adam's first and second moments, matching.
+    step : Tensor of shape ()
+        The step count after this step.
+    lr : float
+    weight_decay : float
+        Coupled L2: ``weight_decay * param`` is added to each gradient.
     """
     torch._fused_adam_(
         list(params),

@@ -8,6 +8,7 @@ moments, mode and quantiles stay exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,12 +59,16 @@ class AffineTransform:
             prec_chol = prec_chol / scale.abs()[0]
         else:  # an anisotropic scale turns spherical components into diagonal ones
             prec_chol, kind = prec_chol.unsqueeze(-1) / scale.abs(), "diag"
-        return GaussianMixture(
-            mixture.log_weights, means, prec_chol, kind, validate=False, _normalized=True
-        )
+        return mixture._derived(mixture.log_weights, means, prec_chol, kind)
 
     def log_abs_det_jacobian(self) -> Tensor:
-        """``log |dy/dz|``, the same for every point."""
+        """``log |dy/dz|``, the same for every point.
+
+        Returns
+        -------
+        Tensor of shape ()
+            ``sum(log |scale|)``.
+        """
         return self.scale.abs().log().sum()
 
 
@@ -99,12 +104,32 @@ class LogGaussianMixture:
     def __getitem__(self, key) -> LogGaussianMixture:
         return LogGaussianMixture(self.base[key])
 
-    def to(self, *args, **kwargs) -> LogGaussianMixture:
+    def to(self, *args: Any, **kwargs: Any) -> LogGaussianMixture:
+        """``base.to(*args, **kwargs)``, still over ``exp``.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As ``GaussianMixture.to`` takes them.
+
+        Returns
+        -------
+        LogGaussianMixture
+        """
         return LogGaussianMixture(self.base.to(*args, **kwargs))
 
     @staticmethod
     def cat(mixtures: Sequence[LogGaussianMixture]) -> LogGaussianMixture:
-        """Concatenate along the first batch dimension."""
+        """Concatenate along the first batch dimension (see ``GaussianMixture.cat``).
+
+        Parameters
+        ----------
+        mixtures : sequence of LogGaussianMixture
+
+        Returns
+        -------
+        LogGaussianMixture
+        """
         return LogGaussianMixture(GaussianMixture.cat([m.base for m in mixtures]))
 
     def __repr__(self) -> str:
@@ -112,7 +137,17 @@ class LogGaussianMixture:
 
     # ------------------------------------------------------------------ densities
     def log_prob(self, y: Tensor) -> Tensor:
-        """Log-density at ``y`` of shape (..., *B, D); ``-inf`` where any entry is <= 0."""
+        """Log-density in user units: the base's at ``log(y)`` plus the Jacobian ``-sum(log y)``.
+
+        Parameters
+        ----------
+        y : Tensor of shape (..., *B, D)
+            A point with any entry <= 0 has log-density ``-inf``.
+
+        Returns
+        -------
+        Tensor of shape (..., *B)
+        """
         y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
         positive = (y > 0).all(-1)
         log_y = torch.where(y > 0, y, 1.0).log()
@@ -120,22 +155,52 @@ class LogGaussianMixture:
         return torch.where(positive, density, -torch.inf)
 
     def cdf(self, y: Tensor) -> Tensor:
-        """Marginal CDF of each dimension, shape (..., *B, D)."""
+        """Marginal CDF of each dimension: the base's at ``log(y)``, 0 where ``y <= 0``.
+
+        Parameters
+        ----------
+        y : Tensor of shape (..., *B, D)
+
+        Returns
+        -------
+        Tensor with the shape of ``y``
+        """
         y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
         return torch.where(y > 0, self.base.cdf(torch.where(y > 0, y, 1.0).log()), 0.0)
 
     def sample(self, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples per mixture, shape (n, *B, D)."""
+        """``exp`` of the base's samples (see ``GaussianMixture.sample``).
+
+        Parameters
+        ----------
+        n : int
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        Tensor of shape (n, *B, D)
+            Positive.
+        """
         return self.base.sample(n, generator).exp()
 
     # ------------------------------------------------------------------ moments and points
     def mean(self) -> Tensor:
-        """Mixture mean, shape (*B, D): ``sum_k w_k exp(mu_k + sigma_k^2 / 2)``."""
+        """Mixture mean in user units: ``sum_k w_k exp(mu_k + sigma_k^2 / 2)``.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         var = self.base.component_covariance_matrices().diagonal(dim1=-2, dim2=-1)
         return (self.weights.unsqueeze(-1) * (self.base.means + 0.5 * var).exp()).sum(-2)
 
     def covariance(self) -> Tensor:
-        """Mixture covariance, shape (*B, D, D)."""
+        """Mixture covariance in user units, from the log-normal moments.
+
+        Returns
+        -------
+        Tensor of shape (*B, D, D)
+        """
         cov = self.base.component_covariance_matrices()  # [*B, K, D, D]
         var = cov.diagonal(dim1=-2, dim2=-1)  # [*B, K, D]
         half = self.base.means + 0.5 * var  # [*B, K, D]
@@ -146,15 +211,39 @@ class LogGaussianMixture:
         return second - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
     def variance(self) -> Tensor:
-        """Mixture variance of each dimension, shape (*B, D)."""
+        """Mixture variance of each dimension in user units.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+            The diagonal of ``covariance``.
+        """
         return self.covariance().diagonal(dim1=-2, dim2=-1)
 
     def top(self) -> Tensor:
-        """``exp`` of the heaviest component's mean (that component's median), (*B, D)."""
+        """``exp`` of the heaviest component's mean (that component's median).
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         return self.base.top().exp()
 
     def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
-        """Highest-density point in the user's units, shape (*B, D)."""
+        """Highest-density point in the user's units.
+
+        ``exp`` of the mode of the exponentially tilted base (see the class), which
+        ``GaussianMixture.mode`` finds.
+
+        Parameters
+        ----------
+        max_iter, tol
+            As in ``GaussianMixture.mode``.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         base = self.base
         cov = base.component_covariance_matrices()
         row_sums = cov.sum(-1)  # Sigma_k 1, [*B, K, D]
@@ -170,18 +259,55 @@ class LogGaussianMixture:
         return tilted.mode(max_iter=max_iter, tol=tol).exp()
 
     def marginal(self, dims: int | Sequence[int]) -> LogGaussianMixture:
-        """The distribution of the selected dimensions."""
+        """The distribution of the selected dimensions (``exp`` of the base's marginal).
+
+        Parameters
+        ----------
+        dims : int or sequence of int
+            As in ``GaussianMixture.marginal``.
+
+        Returns
+        -------
+        LogGaussianMixture
+        """
         return LogGaussianMixture(self.base.marginal(dims))
 
     def quantile(self, q: float | Tensor) -> Tensor:
-        """Marginal quantiles: ``exp`` of the base quantiles (exp is increasing)."""
+        """Marginal quantiles: ``exp`` of the base quantiles (exp is increasing).
+
+        Parameters
+        ----------
+        q : float or Tensor
+            Probabilities, broadcast as in ``GaussianMixture.quantile``.
+
+        Returns
+        -------
+        Tensor of shape ``broadcast(q.shape, (*B, D))``
+        """
         return self.base.quantile(q).exp()
 
     def median(self) -> Tensor:
-        """Median of each one-dimensional marginal, shape (*B, D)."""
+        """Median of each one-dimensional marginal: ``exp`` of the base's median.
+
+        Returns
+        -------
+        Tensor of shape (*B, D)
+        """
         return self.base.median().exp()
 
     def interval(self, coverage: float = 0.9) -> tuple[Tensor, Tensor]:
-        """Central interval of each marginal holding ``coverage`` of its mass."""
+        """Central interval of each marginal holding ``coverage`` of its mass.
+
+        ``exp`` of the base's interval bounds.
+
+        Parameters
+        ----------
+        coverage : float
+            As in ``GaussianMixture.interval``.
+
+        Returns
+        -------
+        lower, upper : Tensor of shape (*B, D)
+        """
         lower, upper = self.base.interval(coverage)
         return lower.exp(), upper.exp()

@@ -48,7 +48,14 @@ class WeightAverage:
 
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
-        """The averaged weights in the network for the duration of the block."""
+        """The averaged weights in the network for the duration of the block.
+
+        The trained weights are put back when the block ends, also on an error.
+
+        Yields
+        ------
+        None
+        """
         foreach_copy_(self.trained, self.weights)
         foreach_copy_(self.weights, self.average)
         try:

@@ -150,16 +150,30 @@ class FlatGradients:
             offset += p.numel()
 
     def zero_(self) -> None:
+        """Zero every gradient in one operation."""
         self.buffer.zero_()
 
     def norms(self) -> Tensor:
-        """Gradient norm of each member, shape (E,)."""
+        """Gradient norm of each member.
+
+        Returns
+        -------
+        Tensor of shape (E,)
+        """
         if self.n_models == 1:
             return torch.linalg.vector_norm(self.buffer).reshape(1)
         squares = torch.stack([block.square().sum(1) for block in self.blocks])  # [P, E]
         return squares.sum(0).sqrt()
 
     def clip_(self, max_norm: float, norms: Tensor) -> None:
+        """Scale each member's gradients down to a norm of at most ``max_norm``, in place.
+
+        Parameters
+        ----------
+        max_norm : float
+        norms : Tensor of shape (E,)
+            The members' gradient norms, as ``norms`` returns them.
+        """
         scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [E]
         if self.n_models == 1:
             self.buffer.mul_(scale)

@@ -54,7 +54,14 @@ class BestWeights:
             self.state[key][improved.to(value.device)] = value[improved.to(value.device)]
 
     def stop_stalled(self, step: int, patience: int) -> None:
-        """Stop the members without a gain for ``patience`` iterations."""
+        """Stop the members without a gain for ``patience`` iterations.
+
+        Parameters
+        ----------
+        step : int
+            The current iteration.
+        patience : int
+        """
         self.stopped |= step - self.step >= patience
 
     def plateau_cuts(self, step: int, lr_patience: int) -> list[bool] | None:
@@ -62,6 +69,17 @@ class BestWeights:
 
         A member's rate is halved when it has had no validation gain for ``lr_patience``
         iterations since its best step or its last cut, whichever came later.
+
+        Parameters
+        ----------
+        step : int
+            The current iteration (recorded as the cut's).
+        lr_patience : int
+
+        Returns
+        -------
+        list of bool or None
+            One flag per member, or None where no member's rate is cut.
         """
         cut = (step - torch.maximum(self.step, self.last_cut) >= lr_patience) & ~self.stopped
         if not bool(cut.any()):
