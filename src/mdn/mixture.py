@@ -472,3 +472,8 @@ class GaussianMixture(MarginalsMixin):
         if self.covariance_type == "diag":
             return self.precision_cholesky.reciprocal()
         return self.precision_cholesky.reciprocal().unsqueeze(-1).expand_as(self.means)
+
+    @functools.cached_property
+    def _component_log_std(self) -> Tensor:
+        """``log`` of ``_component_std``, shape (*B, K, D)."""
+        return self._component_std.log()

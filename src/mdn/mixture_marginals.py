@@ -69,10 +69,7 @@ class MarginalsMixin:
         Tensor of shape (..., *B, D)
             In [0, 1].
         """
-        y = self._as_points(y)
-        u = (y.unsqueeze(-2) - self.means) / self._component_std  # [..., *B, K, D]
-        # Softmax weights may sum to 1 + 1 ulp: clamp so that quantile(cdf(y)) stays valid.
-        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2).clamp(0.0, 1.0)
+        return self._cdf_of(self._standardised(y))
 
     def marginal_log_prob(self, y: Tensor) -> Tensor:
         """Log-density of each one-dimensional marginal at ``y``.
@@ -85,10 +82,18 @@ class MarginalsMixin:
         -------
         Tensor of shape (..., *B, D)
         """
-        y = self._as_points(y)
-        std = self._component_std  # [*B, K, D]
-        u = (y.unsqueeze(-2) - self.means) / std  # [..., *B, K, D]
-        log_pdf = -0.5 * (u.square() + _LOG_2PI) - std.log()
+        return self._log_density_of(self._standardised(y))
+
+    def _standardised(self, y: Tensor) -> Tensor:
+        """``(y - mean) / std`` of every component and dimension, shape (..., *B, K, D)."""
+        return (self._as_points(y).unsqueeze(-2) - self.means) / self._component_std
+
+    def _cdf_of(self, u: Tensor) -> Tensor:
+        # Softmax weights may sum to 1 + 1 ulp: clamp so that quantile(cdf(y)) stays valid.
+        return (self.weights.unsqueeze(-1) * torch.special.ndtr(u)).sum(-2).clamp(0.0, 1.0)
+
+    def _log_density_of(self, u: Tensor) -> Tensor:
+        log_pdf = -0.5 * (u.square() + _LOG_2PI) - self._component_log_std
         return torch.logsumexp(self.log_weights.unsqueeze(-1) + log_pdf, dim=-2)
 
     def quantile(self, q: float | Tensor, max_iter: int = 100) -> Tensor:

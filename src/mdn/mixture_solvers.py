@@ -91,10 +91,11 @@ def mixture_quantile(mixture: GaussianMixture, q: float | Tensor, max_iter: int 
     # Converged entries are frozen, so each result is independent of the rest of the batch.
     done = torch.zeros_like(x, dtype=torch.bool)
     for _ in range(max_iter):
-        excess = mixture.cdf(x) - q_inner
+        u = mixture._standardised(x)  # one pass shared by the CDF and the density
+        excess = mixture._cdf_of(u) - q_inner
         lo = torch.where(excess < 0, x, lo)
         hi = torch.where(excess > 0, x, hi)
-        newton = x - excess / mixture.marginal_log_prob(x).exp()
+        newton = x - excess / mixture._log_density_of(u).exp()
         inside = (newton > lo) & (newton < hi)
         x_new = torch.where(done, x, torch.where(inside, newton, 0.5 * (lo + hi)))
         done = done | ((x_new - x).abs() <= resolution)
