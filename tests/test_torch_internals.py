@@ -19,6 +19,7 @@ def fresh_probes():
     probes = (
         torch_internals.fused_adam_available,
         torch_internals._threshold_backward_works,
+        torch_internals.relu_backward_kernel,
         torch_internals._foreach_works,
     )
     for probe in probes:
@@ -55,6 +56,7 @@ def test_relu_backward_falls_back_to_the_same_gradients(fresh_probes, monkeypatc
     grad, inputs = torch.randn(5, 7), torch.randn(5, 7)
     private = torch_internals.relu_backward(grad, inputs)
     torch_internals._threshold_backward_works.cache_clear()
+    torch_internals.relu_backward_kernel.cache_clear()
     monkeypatch.setattr(torch.ops.aten, "threshold_backward", _broken)
     public = torch_internals.relu_backward(grad, inputs)
     torch.testing.assert_close(public, private, rtol=0, atol=0)
@@ -66,6 +68,7 @@ def test_the_hand_written_backward_trains_the_same_without_threshold_backward(
 ):
     expected = _weights(_fit()[0])
     torch_internals._threshold_backward_works.cache_clear()
+    torch_internals.relu_backward_kernel.cache_clear()
     monkeypatch.setattr(torch.ops.aten, "threshold_backward", _broken)
     for got, want in zip(_weights(_fit()[0]), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)

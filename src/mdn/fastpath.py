@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mdn.torch_internals import relu_backward
+from mdn.torch_internals import relu_backward_kernel
 
 __all__ = ["DiagonalMixtureNLL", "FullMixtureNLL", "ReluBackprop"]
 
@@ -155,6 +155,7 @@ class ReluBackprop:
             )
             for layer in layers
         ]
+        self.relu_backward = relu_backward_kernel()
         self.affine = torch.baddbmm if batched else torch.addmm
         self.matmul = torch.bmm if batched else torch.mm
         self.row_axis = 1 if batched else 0
@@ -176,5 +177,5 @@ class ReluBackprop:
                 self.matmul(grad.mT, inputs[i], out=weight_grad)
                 torch.sum(grad, self.row_axis, out=bias_grad)
                 if i:
-                    grad = relu_backward(self.matmul(grad, weight), inputs[i])
+                    grad = self.relu_backward(self.matmul(grad, weight), inputs[i])
         return member_loss.detach()

@@ -17,7 +17,7 @@ private torch function.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -30,6 +30,7 @@ __all__ = [
     "fused_adam_",
     "fused_adam_available",
     "relu_backward",
+    "relu_backward_kernel",
 ]
 
 ADAM_BETAS = (0.9, 0.999)
@@ -45,10 +46,10 @@ def _probe(call: Callable[[], object]) -> bool:
 
 
 def fused_adam_(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    exp_avg: Sequence[Tensor],
-    exp_avg_sq: Sequence[Tensor],
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
     step: Tensor,
     lr: float,
     weight_decay: float,
@@ -69,10 +70,10 @@ def fused_adam_(
         Coupled L2: ``weight_decay * param`` is added to each gradient.
     """
     torch._fused_adam_(
-        list(params),
-        list(grads),
-        list(exp_avg),
-        list(exp_avg_sq),
+        params,
+        grads,
+        exp_avg,
+        exp_avg_sq,
         [],
         [step] * len(params),
         lr=lr,
@@ -125,9 +126,21 @@ def relu_backward(grad: Tensor, inputs: Tensor) -> Tensor:
     -------
     Tensor
     """
+    return relu_backward_kernel()(grad, inputs)
+
+
+@functools.cache
+def relu_backward_kernel() -> Callable[[Tensor, Tensor], Tensor]:
+    """``relu_backward`` as one kernel call where torch has it, for loops to look up once.
+
+    Returns
+    -------
+    callable
+        ``(grad, inputs) -> Tensor``.
+    """
     if _threshold_backward_works():
-        return torch.ops.aten.threshold_backward(grad, inputs, 0)
-    return torch.where(inputs > 0, grad, 0.0)
+        return functools.partial(torch.ops.aten.threshold_backward, threshold=0)
+    return lambda grad, inputs: torch.where(inputs > 0, grad, 0.0)
 
 
 @functools.cache
