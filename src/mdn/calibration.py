@@ -48,19 +48,16 @@ __all__ = [
 ]
 
 #: Validation rows from which ``MDN(recalibrate="auto")`` lets BIC choose both values (below,
-#: it fits the scale alone under ``SCALE_PRIOR_SD``). On the UCI benchmark's validation rows
-#: (benchmarks/README.md) BIC's choice lost on the sets with 22 to 74 rows (yacht, concrete)
-#: and never lost from 590 rows up (kin8nm, power, naval, protein).
+#: it fits the scale alone under ``SCALE_PRIOR_SD``): on the UCI benchmark's validation rows
+#: BIC's choice lost on the small sets and never on the large ones (benchmarks/README.md).
 AUTO_MIN_ROWS = 500
 
 #: Standard deviation of the prior on ``log(component_scale)`` when it is fitted alone
 #: (``MDN(recalibrate="scale")``, and "auto" below ``AUTO_MIN_ROWS``). The validation rows
-#: also chose the best weights, so they flatter the model: on UCI yacht's 22 rows the
-#: maximum likelihood scale went down to 0.34. Of 0.05, 0.1, 0.2, 0.3 and no prior, 0.2 gave
-#: the best held-out NLL over boston, concrete, energy, wine and yacht (benchmarks/README.md,
-#: round 4). It lets a scale move about two thirds of the way to the likelihood's peak on 22
-#: rows and nine tenths on 100: the posterior of log(scale) has precision 2 n + 1 / 0.2**2
-#: for n rows of one Gaussian each.
+#: also chose the best weights, so they flatter the model. 0.2 gave the best held-out NLL of
+#: the priors tried (benchmarks/README.md, round 4). It lets a scale move about two thirds of
+#: the way to the likelihood's peak on 22 rows and nine tenths on 100: the posterior of
+#: log(scale) has precision 2 n + 1 / 0.2**2 for n rows of one Gaussian each.
 SCALE_PRIOR_SD = 0.2
 
 #: How much wider than the mixture itself its tail copy is (``tail_weight``): wide enough
@@ -131,9 +128,8 @@ def fit_recalibration(
     values. Each is fitted by maximum likelihood and the one with the lowest Bayesian
     information criterion ``2 n NLL + k log n`` wins, so that a value is only changed where
     the rows give evidence for it. It cannot remove every bias: the validation rows also
-    chose the best weights, and on UCI yacht's 22 rows the fit still followed their noise
-    (held-out NLL 0.25 -> 0.43; 0.45 with both values always fitted), hence
-    ``AUTO_MIN_ROWS``.
+    chose the best weights, and on a few dozen rows the fit still follows their noise
+    (benchmarks/README.md), hence ``AUTO_MIN_ROWS``.
 
     With ``scale_prior_sd``, ``component_scale`` alone is fitted and kept without a
     criterion, as its maximum a posteriori value under a normal prior on its logarithm,

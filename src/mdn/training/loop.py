@@ -87,7 +87,7 @@ class _Settings:
                     f"({self.lr_patience}) >= patience ({self.patience}): members stop first; "
                     "choose a smaller lr_patience",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=5,  # the caller of train
                 )
 
 
