@@ -30,6 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+import speed  # noqa: E402 (the measured code is shared with speed.py)
 
 PRELUDE = """
 import json, sys, time
@@ -57,31 +59,23 @@ train(net, x, y, n_iter=steps, **settings)
 value = steps / (time.perf_counter() - start)
 """
 
-PREDICT = """
-torch.set_num_threads(1)
-rng = np.random.default_rng(0)
-x = rng.normal(size=(2000, 7)); y = x[:, 0] + 0.1 * rng.normal(size=2000)
-model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0).fit(x, y)
-torch.set_num_threads(2)
-X = rng.normal(size=({rows}, 7))
-model.predict(X[:100_000])
+PREDICT = (
+    speed.FITTED_1D
+    + """
 start = time.perf_counter()
 model.predict(X)
 value = {rows} / (time.perf_counter() - start)
 """
+)
 
-INTERVAL = """
-torch.set_num_threads(1)
-rng = np.random.default_rng(0)
-x = rng.normal(size=(2000, 7)); y = x[:, :3] + 0.1 * rng.normal(size=(2000, 3))
-model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0, covariance="full").fit(x, y)
-torch.set_num_threads(2)
-model.predict_interval(rng.normal(size=(1000, 7)), coverage=0.9)
-X = rng.normal(size=({rows}, 7))
+INTERVAL = (
+    speed.FITTED_3D_FULL
+    + """
 start = time.perf_counter()
 model.predict_interval(X, coverage=0.9)
 value = {rows} / (time.perf_counter() - start)
 """
+)
 
 REPORT = """
 print(json.dumps({"value": value, "mdn": mdn.__file__, "torch": torch.__version__}))

@@ -4,7 +4,7 @@ One run measures every contender side by side: the training configurations are
 interleaved (each repeat times every contender once, in turn) and the table reports the
 median over repeats. Run it on a quiet machine:
 
-    .venv/bin/python benchmarks/speed.py               # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/speed.py               # about 12 minutes on 2 cores
     .venv/bin/python benchmarks/speed.py --quick       # fewer steps and repeats
 
 Peers run in their own environment (``bash benchmarks/peers-venv.sh``), one subprocess per
@@ -132,10 +132,10 @@ def forward_flops(d: int, covariance: str) -> int:
     return 2 * sum(a * b for a, b in itertools.pairwise(widths))
 
 
-def prediction(rows: int) -> dict:
-    """Rows/s and peak memory of ``MDN.predict`` in a fresh process (2 threads)."""
-    code = f"""
-import resource, time, numpy as np, torch, mdn
+# Code run in a fresh process (also by before_after.py): a one-network MDN fitted on 1 thread,
+# then 2 threads and ``X`` of ``rows`` rows to predict, after a warm-up prediction.
+FITTED_1D = """
+import time, numpy as np, torch, mdn
 torch.set_num_threads(1)
 rng = np.random.default_rng(0)
 x = rng.normal(size=(2000, 7)); y = x[:, 0] + 0.1 * rng.normal(size=2000)
@@ -143,11 +143,31 @@ model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0).fit(x, y)
 torch.set_num_threads(2)
 X = rng.normal(size=({rows}, 7))
 model.predict(X[:100_000])
+"""
+FITTED_3D_FULL = """
+import time, numpy as np, torch, mdn
+torch.set_num_threads(1)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2000, 7)); y = x[:, :3] + 0.1 * rng.normal(size=(2000, 3))
+model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0, covariance="full").fit(x, y)
+torch.set_num_threads(2)
+model.predict_interval(rng.normal(size=(1000, 7)), coverage=0.9)
+X = rng.normal(size=({rows}, 7))
+"""
+
+
+def prediction(rows: int) -> dict:
+    """Rows/s and peak memory of ``MDN.predict`` in a fresh process (2 threads)."""
+    code = (
+        "import resource\n"
+        + FITTED_1D.format(rows=rows)
+        + """
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter(); out = model.predict(X); seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(seconds, before, peak, out.nbytes)
 """
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds, before, peak, out_bytes = (float(v) for v in run.stdout.split())
     growth_mib = (peak - before) / 1024  # ru_maxrss is in KiB on Linux
@@ -166,18 +186,13 @@ def interval(rows: int = 100_000) -> dict:
     Public API only (``MDN``, ``fit``, ``predict_interval``), so that it measures old and new
     versions of the package alike; fitted on 1 thread, timed on 2 after a warm-up on 1000 rows.
     """
-    code = f"""
-import time, numpy as np, torch, mdn
-torch.set_num_threads(1)
-rng = np.random.default_rng(0)
-x = rng.normal(size=(2000, 7)); y = x[:, :3] + 0.1 * rng.normal(size=(2000, 3))
-model = mdn.MDN(n_models=1, n_iter=50, verbose=0, random_state=0, covariance="full").fit(x, y)
-torch.set_num_threads(2)
-model.predict_interval(rng.normal(size=(1000, 7)), coverage=0.9)
-X = rng.normal(size=({rows}, 7))
+    code = (
+        FITTED_3D_FULL.format(rows=rows)
+        + """
 start = time.perf_counter(); model.predict_interval(X, coverage=0.9)
 print(time.perf_counter() - start)
 """
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds = float(run.stdout.split()[-1])
     return {"rows": rows, "rows_per_s": rows / seconds, "seconds": seconds}
