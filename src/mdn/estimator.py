@@ -281,7 +281,9 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             x_val, y_val = x_all[val_rows].to(device), y_all[val_rows].to(device)
         generators = [torch.Generator().manual_seed(seed + e) for e in range(self.n_models)]
         rows = member_rows(len(train_rows), self.bagging, generators)
-        network = initial_network(lambda: self._build_network(single=True), self.n_models, seed)
+        network = initial_network(
+            lambda generator: self._build_network(generator, single=True), self.n_models, seed
+        )
         network = network.to(device)
         batch, trained = self.batch, network
         if in_process_group():
@@ -327,11 +329,14 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             )
             self.__dict__.update(fit_recalibration(self.network_, x_val, y_val, scale_only))
 
-    def _build_network(self, single: bool = False) -> MixtureDensityNetwork:
-        """The network with fresh weights: a batched ensemble when ``n_models`` > 1, unless
-        ``single`` asks for one member."""
+    def _build_network(
+        self, generator: torch.Generator, single: bool = False
+    ) -> MixtureDensityNetwork:
+        """The network with weights drawn from ``generator``: a batched ensemble when
+        ``n_models`` > 1, unless ``single`` asks for one member."""
         n_models = None if single or self.n_models == 1 else self.n_models
-        return MixtureDensityNetwork(
+        return MixtureDensityNetwork.seeded(
+            generator,
             self.n_features_in_,
             self.n_outputs_,
             n_mix=self.n_mix,

@@ -111,14 +111,15 @@ def member_rows(
 
 
 def initial_network(
-    build_single: Callable[[], MixtureDensityNetwork], n_models: int, seed: int
+    build_single: Callable[[torch.Generator], MixtureDensityNetwork], n_models: int, seed: int
 ) -> MixtureDensityNetwork:
-    """Member e initialised under seed + e, as a single model with that seed would be.
+    """Member e initialised from its own generator seeded with seed + e, as a single model
+    with that seed would be; torch's global generator is not used.
 
     Parameters
     ----------
     build_single : callable
-        Builds one single network with fresh weights (drawn from torch's global generator).
+        Builds one single network with weights drawn from the generator it is given.
     n_models : int
     seed : int
 
@@ -127,11 +128,7 @@ def initial_network(
     MixtureDensityNetwork
         One network, or a batched one of ``n_models`` members.
     """
-    members = []
-    for e in range(n_models):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + e)
-            members.append(build_single())
+    members = [build_single(torch.Generator().manual_seed(seed + e)) for e in range(n_models)]
     return members[0] if n_models == 1 else MixtureDensityNetwork.stack(members)
 
 

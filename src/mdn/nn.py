@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn import init
 
 from mdn.fastpath import DiagonalMixtureNLL, FullMixtureNLL, ReluBackprop
 from mdn.mixture import GaussianMixture
@@ -57,13 +58,13 @@ class BatchedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_models, out_features))
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         # nn.Linear's default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases, drawn in
-        # the same order, so that one member starts exactly where an nn.Linear would.
+        # the same order.
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
         with torch.no_grad():
-            self.weight.uniform_(-bound, bound)
-            self.bias.uniform_(-bound, bound)
+            self.weight.uniform_(-bound, bound, generator=generator)
+            self.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or (x.dim() > 2 and x.shape[0] != self.n_models):
@@ -83,6 +84,13 @@ class BatchedLinear(nn.Module):
             f"n_models={self.n_models}, in_features={self.in_features}, "
             f"out_features={self.out_features}"
         )
+
+
+def _reset_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    """``nn.Linear``'s own initialisation, with its draws taken from ``generator``."""
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features else 0.0
+    init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Module:
@@ -158,10 +166,13 @@ class MixtureDensityHead(nn.Module):
         self.n_models = n_models
         self.linear = _linear(in_features, n_mix * (1 + d + self.n_scale), n_models)
         if covariance == "full":
-            # Where the diagonal and then the strict upper triangle go in a flat D*D matrix.
-            rows, cols = torch.triu_indices(d, d, offset=1)
-            flat = torch.cat([torch.arange(d) * (d + 1), rows * d + cols])
-            self.register_buffer("_triu_index", flat, persistent=False)
+            self.register_buffer("_triu_index", self._flat_triu_index(), persistent=False)
+
+    def _flat_triu_index(self) -> Tensor:
+        """Where the diagonal and then the strict upper triangle go in a flat D*D matrix."""
+        d = self.n_targets
+        rows, cols = torch.triu_indices(d, d, offset=1, device="cpu")
+        return torch.cat([torch.arange(d, device="cpu") * (d + 1), rows * d + cols])
 
     def forward(self, features: Tensor) -> GaussianMixture:
         return self.mixture(self.linear(features))
@@ -365,10 +376,49 @@ class MixtureDensityNetwork(nn.Module):
             m.n_models is not None or m.config != members[0].config for m in members
         ):
             raise ValueError("stack needs one or more single networks of the same configuration")
-        ensemble = cls(**members[0].config, n_models=len(members))
+        ensemble = cls._uninitialised(**members[0].config, n_models=len(members))
         states = [m.state_dict() for m in members]
         ensemble.load_state_dict({k: torch.stack([s[k] for s in states]) for k in states[0]})
         return ensemble.to(next(members[0].parameters()).device)
+
+    @classmethod
+    def _uninitialised(cls, *args: object, **kwargs: object) -> MixtureDensityNetwork:
+        """A network on the CPU whose weights are yet to be set: nothing is drawn."""
+        with torch.device("meta"):  # shapes only: nothing drawn, nothing allocated
+            network = cls(*args, **kwargs)
+        network = network.to_empty(device="cpu")
+        if hasattr(network.head, "_triu_index"):
+            network.head._triu_index = network.head._flat_triu_index()
+        return network
+
+    @classmethod
+    def seeded(
+        cls, generator: torch.Generator, *args: object, **kwargs: object
+    ) -> MixtureDensityNetwork:
+        """A network on the CPU whose initial weights come from ``generator`` alone.
+
+        The weights are those that ``torch.manual_seed(s)`` followed by ``cls(...)`` gives
+        for a ``generator`` seeded with ``s``, but torch's global generator is neither read
+        nor changed: fits in other threads cannot alter them, nor they those fits.
+
+        Parameters
+        ----------
+        generator : torch.Generator
+            A CPU generator, consumed in the order the layers are built.
+        *args, **kwargs
+            The constructor's arguments.
+
+        Returns
+        -------
+        MixtureDensityNetwork
+        """
+        network = cls._uninitialised(*args, **kwargs)
+        for module in network.modules():  # in the order the constructor drew them
+            if isinstance(module, BatchedLinear):
+                module.reset_parameters(generator)
+            elif isinstance(module, nn.Linear):
+                _reset_linear(module, generator)
+        return network
 
     def hand_backprop(self) -> ReluBackprop | None:
         """The hand-written backward pass of this network, where it applies.
@@ -402,6 +452,6 @@ class MixtureDensityNetwork(nn.Module):
             raise ValueError("member() needs a batched network (built with n_models)")
         if not -self.n_models <= index < self.n_models:
             raise IndexError(f"member {index} of an ensemble of {self.n_models}")
-        single = type(self)(**self.config)
+        single = type(self)._uninitialised(**self.config)
         single.load_state_dict({k: v[index] for k, v in self.state_dict().items()})
         return single.to(next(self.parameters()).device)

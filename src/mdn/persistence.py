@@ -89,7 +89,7 @@ def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = Non
             model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         for name in SCALINGS:
             setattr(model, name, tensors[name].numpy())
-        network = model._build_network()
+        network = model._build_network(torch.Generator())  # its weights are loaded next
         state = {
             k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")
         }

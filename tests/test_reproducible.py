@@ -1,0 +1,68 @@
+"""Reproducible fits: all randomness of a fit comes from generators it owns, so the same seed
+gives the same model alone, in threads, and whatever torch's global generator holds."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from mdn import MDN, MixtureDensityNetwork
+from mdn.datasets import make_inverted_sine
+
+X, Y = make_inverted_sine(300, random_state=0)
+
+
+def _fit(seed: int) -> list[torch.Tensor]:
+    model = MDN(n_models=2, hidden=(16, 16), n_iter=120, bagging=0.8, random_state=seed,
+                verbose=0).fit(X, Y)  # fmt: skip
+    return [p.detach().clone() for p in model.network_.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+def test_four_threads_fitting_seeds_0_to_3_give_the_sequential_models():
+    sequential = [_fit(seed) for seed in range(4)]
+    for _ in range(2):  # two rounds: interleavings differ from run to run
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            threaded = list(pool.map(_fit, range(4)))
+        assert all(_same(s, t) for s, t in zip(sequential, threaded, strict=True))
+    assert not _same(sequential[0], sequential[1])
+
+
+def test_a_fit_neither_reads_nor_moves_the_global_generator():
+    torch.manual_seed(123)
+    first = _fit(0)
+    after_fit = torch.rand(3)
+    torch.manual_seed(999)  # another global state: the same model
+    assert _same(first, _fit(0))
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after_fit)  # the fit drew nothing from it
+
+
+def test_seeded_networks_equal_those_built_after_manual_seed():
+    for covariance, n_models in (("full", None), ("diag", 3)):
+        torch.manual_seed(7)
+        expected = MixtureDensityNetwork(3, 2, 2, (5, 4), covariance=covariance,
+                                         n_models=n_models)  # fmt: skip
+        state = torch.random.get_rng_state()
+        got = MixtureDensityNetwork.seeded(
+            torch.Generator().manual_seed(7), 3, 2, 2, (5, 4), covariance=covariance,
+            n_models=n_models,
+        )  # fmt: skip
+        assert torch.equal(state, torch.random.get_rng_state())
+        for (name, p), q in zip(expected.state_dict().items(), got.state_dict().values(),
+                                strict=True):  # fmt: skip
+            assert torch.equal(p, q), name
+
+
+def test_loading_a_model_leaves_the_global_generator_alone(tmp_path):
+    model = MDN(n_models=1, hidden=(4,), n_iter=5, verbose=0, random_state=0).fit(X, Y)
+    model.save(tmp_path / "m.safetensors")
+    state = torch.random.get_rng_state()
+    loaded = MDN.load(tmp_path / "m.safetensors")
+    assert torch.equal(state, torch.random.get_rng_state())
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
