@@ -83,7 +83,7 @@ def test_file_holds_no_pickle_and_names_its_format(fitted, tmp_path):
     model.save(path)
     (header_size,) = struct.unpack("<Q", path.read_bytes()[:8])
     metadata = json.loads(path.read_bytes()[8 : 8 + header_size])["__metadata__"]
-    assert metadata["format"] == "mdn-model" and metadata["format_version"] == "1"
+    assert metadata["format"] == "mdn-model" and metadata["format_version"] == "2"
     assert json.loads(metadata["versions"])["torch"] == torch.__version__
     assert b"\x80\x04\x95" not in path.read_bytes()  # no pickle protocol-4 stream
 
@@ -139,7 +139,7 @@ def test_foreign_safetensors_file_is_rejected(tmp_path):
 def test_newer_format_and_inconsistent_contents_are_rejected(tmp_path):
     path = tmp_path / "future.safetensors"
     write_model_file(path, {"w": torch.zeros(1)}, {})
-    data = path.read_bytes().replace(b'"format_version":"1"', b'"format_version":"9"')
+    data = path.read_bytes().replace(b'"format_version":"2"', b'"format_version":"9"')
     path.write_bytes(data)
     with pytest.raises(ModelFileError, match="newer"):
         mdn.load(path)

@@ -329,23 +329,25 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             )
             self.__dict__.update(fit_recalibration(self.network_, x_val, y_val, scale_only))
 
+    def _network_config(self, single: bool = False) -> dict[str, object]:
+        """The network's constructor arguments: a batched ensemble when ``n_models`` > 1,
+        unless ``single`` asks for one member."""
+        return {
+            "in_features": self.n_features_in_,
+            "n_targets": self.n_outputs_,
+            "n_mix": self.n_mix,
+            "hidden": tuple(self.hidden),
+            "activation": self.activation,
+            "covariance": self.covariance,
+            "epsilon": self.epsilon,
+            "n_models": None if single or self.n_models == 1 else self.n_models,
+        }
+
     def _build_network(
         self, generator: torch.Generator, single: bool = False
     ) -> MixtureDensityNetwork:
-        """The network with weights drawn from ``generator``: a batched ensemble when
-        ``n_models`` > 1, unless ``single`` asks for one member."""
-        n_models = None if single or self.n_models == 1 else self.n_models
-        return MixtureDensityNetwork.seeded(
-            generator,
-            self.n_features_in_,
-            self.n_outputs_,
-            n_mix=self.n_mix,
-            hidden=tuple(self.hidden),
-            activation=self.activation,
-            covariance=self.covariance,
-            epsilon=self.epsilon,
-            n_models=n_models,
-        )
+        """The network with weights drawn from ``generator``."""
+        return MixtureDensityNetwork.seeded(generator, **self._network_config(single))
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:

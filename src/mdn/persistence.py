@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import fields
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
@@ -12,21 +13,31 @@ import numpy as np
 import sklearn
 import torch
 
+from mdn.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
 from mdn.fitting import NO_RECALIBRATION
 from mdn.io import ModelFileError, read_model_file, write_model_file
+from mdn.nn import MixtureDensityNetwork
+from mdn.params import validate, validate_all
 from mdn.preprocessing import SCALERS
 from mdn.runtime import device_available, resolve_device
+from mdn.training import History
 
 if TYPE_CHECKING:
     from mdn.estimator import MDN
 
-__all__ = ["read_model", "write_model"]
+__all__ = ["check_fitted", "read_model", "write_model"]
 
 #: Fitted arrays stored as tensors.
 SCALINGS = ("x_shift_", "x_scale_", "y_shift_", "y_scale_")
 #: Fitted values stored in the "fitted" JSON document (besides ``feature_names_in_``).
 FITTED = ("n_features_in_", "n_outputs_", "output_1d_", "target_names_", "history_", "n_iter_",
           *NO_RECALIBRATION)  # fmt: skip
+#: The range each stored recalibration value must lie in (those that fitting allows).
+RECALIBRATION_BOUNDS = {
+    "member_spread_": SPREAD_BOUNDS,
+    "component_scale_": SCALE_BOUNDS,
+    "tail_weight_": TAIL_BOUNDS,
+}
 # Scikit-learn scalers a model file may name and rebuild; other transformer objects are
 # stored as a description only (their fitted scaling is always stored exactly).
 _RESTORABLE_SCALERS = {cls.__name__: cls for cls in SCALERS.values()}
@@ -81,26 +92,113 @@ def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = Non
     """
     tensors, documents = read_model_file(path)
     try:
-        model = cls(**_params_from_json(documents["params"]))
-        fitted = documents["fitted"]
-        for name, value in fitted.items():
-            setattr(model, name, value)
-        if "feature_names_in_" in fitted:
-            model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-        for name in SCALINGS:
-            setattr(model, name, tensors[name].numpy())
-        network = model._build_network(torch.Generator())  # its weights are loaded next
-        state = {
-            k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")
-        }
-        network.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        model = _restore(cls, tensors, documents)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise ModelFileError(
             f"{path} is an mdn file whose contents do not fit together "
             f"({type(error).__name__}: {error})"
         ) from None
-    model.network_ = network.to(_load_device(device or model.device)).eval()
+    model.network_ = model.network_.to(_load_device(device or model.device)).eval()
     return model
+
+
+def _restore(cls: type[MDN], tensors: dict[str, torch.Tensor], documents: dict) -> MDN:
+    """The model that ``documents`` and ``tensors`` describe, every part checked first."""
+    params, fitted = documents["params"], documents["fitted"]
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise TypeError("params and fitted must be JSON objects")
+    unknown = set(params) - set(cls._get_param_names())
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}")
+    kwargs = _params_from_json(params)
+    validate_all({k: v for k, v in kwargs.items() if k not in ("scaler_x", "scaler_y")})
+    model = cls(**kwargs)
+    check_fitted(fitted)
+    for name in FITTED:
+        setattr(model, name, fitted[name])
+    if "feature_names_in_" in fitted:
+        model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    sizes = {"x": model.n_features_in_, "y": model.n_outputs_}
+    for name in SCALINGS:
+        values = tensors[name]
+        if values.dtype != torch.float64 or tuple(values.shape) != (sizes[name[0]],):
+            raise ValueError(f"{name} must hold {sizes[name[0]]} float64 values")
+        if not bool(torch.isfinite(values).all()) or (name.endswith("scale_") and
+                                                      bool((values == 0).any())):  # fmt: skip
+            raise ValueError(f"{name} holds values that are not finite or a zero scale")
+        setattr(model, name, values.numpy())
+    model.network_ = _network(model, tensors)
+    return model
+
+
+def _network(model: MDN, tensors: dict[str, torch.Tensor]) -> MixtureDensityNetwork:
+    """The fitted network, its shapes checked against the parameters before it is built."""
+    config = model._network_config()
+    with torch.device("meta"):  # shapes only: a file cannot make load allocate a network
+        expected = {
+            k: tuple(v.shape) for k, v in MixtureDensityNetwork(**config).state_dict().items()
+        }
+    state = {k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        raise ValueError("the network's tensors do not have the shapes its parameters give")
+    if any(not v.is_floating_point() or not bool(torch.isfinite(v).all()) for v in state.values()):
+        raise ValueError("the network's weights must be finite floating-point numbers")
+    network = MixtureDensityNetwork._uninitialised(**config)
+    network.load_state_dict(state, strict=True)
+    return network
+
+
+def check_fitted(fitted: dict[str, object]) -> None:
+    """Check the stored fitted values: known names, types, sizes and ranges.
+
+    Parameters
+    ----------
+    fitted : dict
+        The "fitted" document of a model file.
+
+    Raises
+    ------
+    ValueError or TypeError
+        Naming the value that is wrong.
+    """
+    unknown = set(fitted) - {*FITTED, "feature_names_in_"}
+    missing = set(FITTED) - set(fitted)
+    if unknown or missing:
+        raise ValueError(f"fitted values unknown: {sorted(unknown)}, missing: {sorted(missing)}")
+    for name in ("n_features_in_", "n_outputs_"):
+        validate("n_mix", fitted[name])  # the rule of a positive integer
+    if not isinstance(fitted["output_1d_"], bool) or (fitted["output_1d_"] and
+                                                      fitted["n_outputs_"] != 1):  # fmt: skip
+        raise ValueError("output_1d_ must be a bool, True only for one target")
+    _check_names("target_names_", fitted["target_names_"], fitted["n_outputs_"], optional=True)
+    if "feature_names_in_" in fitted:
+        _check_names("feature_names_in_", fitted["feature_names_in_"], fitted["n_features_in_"])
+    n_iter = fitted["n_iter_"]
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter_ must be a count, got {n_iter!r}")
+    for name, bounds in RECALIBRATION_BOUNDS.items():
+        value = fitted[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (bounds[0] <= value <= bounds[1])
+        ):
+            raise ValueError(f"{name} must be a number in {bounds}, got {value!r}")
+    history = fitted["history_"]
+    if not isinstance(history, dict) or not set(history) <= {f.name for f in fields(History)}:
+        raise ValueError("history_ must be a training record")
+
+
+def _check_names(name: str, names: object, size: int, optional: bool = False) -> None:
+    if names is None and optional:
+        return
+    if (
+        not isinstance(names, list)
+        or len(names) != size
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(f"{name} must be a list of {size} strings")
 
 
 def _load_device(spec: str) -> torch.device:
