@@ -169,3 +169,40 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
             )
         y = np.log(y)
     return X, y
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_scaled(scaled: np.ndarray, name: str, first_row: int = 0) -> None:
+    """Refuse scaled values that the float32 network cannot take, naming the row and column.
+
+    Parameters
+    ----------
+    scaled : ndarray of shape (n, p)
+        Values after the fitted scaling, in float64.
+    name : str
+        What they are ("X" or "y").
+    first_row : int
+        The row number of ``scaled[0]`` in what the user passed (for chunks).
+
+    Raises
+    ------
+    ValueError
+        For NaN or infinity ("Input X contains NaN or infinity in row ...") or a value
+        beyond float32's range after scaling.
+    """
+    not_finite = ~np.isfinite(scaled)
+    too_large = np.abs(np.where(not_finite, 0.0, scaled)) > _FLOAT32_MAX
+    for bad, problem, advice in (
+        (not_finite, "contains NaN or infinity", "drop or impute those rows"),
+        (too_large, "has values beyond float32's range after scaling",
+         "rescale that column, or fit on data that covers its range"),
+    ):  # fmt: skip
+        rows = np.flatnonzero(bad.any(axis=1))
+        if len(rows):
+            row, column = rows[0], int(np.flatnonzero(bad[rows[0]])[0])
+            more = f" ({len(rows)} rows in all)" if len(rows) > 1 else ""
+            raise ValueError(
+                f"Input {name} {problem} in row {first_row + row}, column {column}{more}; {advice}"
+            )

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import (
     check_is_fitted,
 )
 
 from mdn import calibration
-from mdn.data import check_training_data
+from mdn.data import check_scaled, check_training_data
 from mdn.fitting import (
     NO_RECALIBRATION,
     fit_recalibration,
@@ -29,12 +30,13 @@ from mdn.fitting import (
     member_rows,
     seeds,
     split_rows,
+    warn_if_worse_than_constant,
 )
 from mdn.nn import MixtureDensityNetwork
 from mdn.params import REFERENCE, validate_all
 from mdn.persistence import read_model, write_model
 from mdn.prediction import MixturePredictorMixin
-from mdn.preprocessing import fit_scaling
+from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
 from mdn.runtime import resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank
@@ -266,13 +268,18 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         X, y = check_training_data(self, X, y)
         x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
         y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
+        if self.scaler_y == "standard" or isinstance(self.scaler_y, StandardScaler):
+            warn_if_outliers_dominate(y, "scaler_y")
         self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
         self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
 
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
-        x_all = torch.as_tensor(x_scaling.transform(X), dtype=torch.float32)
-        y_all = torch.as_tensor(y_scaling.transform(y), dtype=torch.float32)
+        x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
+        check_scaled(x_scaled, "X")
+        check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
+        x_all = torch.as_tensor(x_scaled, dtype=torch.float32)
+        y_all = torch.as_tensor(y_scaled, dtype=torch.float32)
         train_rows, val_rows = split_rows(
             len(X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
         )
@@ -308,6 +315,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             verbose=self.verbose if rank() == 0 else 0,
         )
         self.network_ = network
+        warn_if_worse_than_constant(history, y_all[train_rows], y_val)
         self._recalibrate(x_val, y_val)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter

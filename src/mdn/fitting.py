@@ -4,6 +4,7 @@ the initial network, and the recalibration fitted on the validation rows afterwa
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import warnings
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from sklearn.utils import check_random_state
 
 from mdn import calibration
 from mdn.nn import MixtureDensityNetwork
+from mdn.training import History
 
 __all__ = [
     "NO_RECALIBRATION",
@@ -24,6 +26,7 @@ __all__ = [
     "seeds",
     "single_members",
     "split_rows",
+    "warn_if_worse_than_constant",
 ]
 
 #: The fitted recalibration values that change nothing.
@@ -216,3 +219,38 @@ def single_members(model) -> list:
         member.network_ = model.network_.member(e).eval()
         members.append(member)
     return members
+
+
+def warn_if_worse_than_constant(
+    history: History, y_train: torch.Tensor, y_val: torch.Tensor | None
+) -> None:
+    """Warn when training ended far worse than one Gaussian per target would do.
+
+    The comparison is in the network's (scaled) units, on the validation rows where there
+    are some (else the training rows): the best validation NLL, or the last training NLL,
+    against the NLL of a Gaussian fitted to each training target, more than half a nat
+    per target worse. Such a fit diverged without turning non-finite (a learning rate far
+    too large, targets far from the scale the network expects).
+
+    Parameters
+    ----------
+    history : History
+        The record of the fit.
+    y_train, y_val : Tensor of shape (n, D)
+        Scaled targets; NaN for missing values.
+    """
+    y_fit = y_train.double().cpu()
+    y_eval = (y_val if y_val is not None else y_train).double().cpu()
+    mean = torch.nanmean(y_fit, 0)
+    var = torch.nanmean((y_fit - mean) ** 2, 0).clamp_min(1e-12)
+    terms = 0.5 * (torch.log(2 * math.pi * var) + (y_eval - mean) ** 2 / var)  # [n, D]
+    constant = float(torch.nansum(terms, 1).mean())
+    reached = min(history.val_nll) if history.val_nll else history.train_nll[-1]
+    if reached > constant + 0.5 * y_fit.shape[1]:
+        warnings.warn(
+            f"training ended with an NLL of {reached:.3g} (scaled units), worse than one "
+            f"Gaussian per target ({constant:.3g}): the model is not usable. Try a smaller lr, "
+            "scaled targets (scaler_y), or more iterations",
+            UserWarning,
+            stacklevel=3,  # the caller of MDN.fit
+        )

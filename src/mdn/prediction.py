@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from mdn import calibration, metrics
-from mdn.data import like_input, num_rows, to_numpy
+from mdn.data import check_scaled, like_input, num_rows, to_numpy
 from mdn.fitting import NO_RECALIBRATION, single_members
 from mdn.mixture import GaussianMixture
 from mdn.params import POINTS
@@ -74,11 +74,7 @@ def member_distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Gaus
     for start in range(0, len(X), step):
         rows = slice(start, start + step)
         scaled_x = (X[rows] - model.x_shift_) / model.x_scale_
-        if not np.isfinite(scaled_x).all():
-            raise ValueError(
-                f"Input X contains NaN or infinity (in rows {start} to "
-                f"{start + len(scaled_x) - 1}); drop or impute those rows"
-            )
+        check_scaled(scaled_x, "X", first_row=start)
         x = torch.as_tensor(scaled_x.astype(np.float32))
         with torch.inference_mode():
             scaled = network(x.to(device))

@@ -7,11 +7,13 @@ stores two vectors instead of a pickled object.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-__all__ = ["SCALERS", "AffineScaling", "fit_scaling"]
+__all__ = ["SCALERS", "AffineScaling", "fit_scaling", "warn_if_outliers_dominate"]
 
 SCALERS = {
     "standard": StandardScaler,
@@ -142,4 +144,61 @@ def fit_scaling(spec: str | BaseEstimator | None, data: np.ndarray, name: str) -
             "target_transform='log' for positive, skewed targets"
         )
     # z = intercept + slope * v  <=>  z = (v - shift) / scale
-    return AffineScaling(-intercept / slope, 1.0 / slope)
+    return _keep_tiny_spreads(AffineScaling(-intercept / slope, 1.0 / slope), data, name)
+
+
+def _keep_tiny_spreads(scaling: AffineScaling, data: np.ndarray, name: str) -> AffineScaling:
+    """Standardise the columns whose real spread the scaler took for none.
+
+    scikit-learn's scalers leave a column unscaled when its spread is below about 1e-15
+    (absolute); a feature measured in tiny units then reaches the network as a constant.
+    A spread is real when it is above float32's resolution of the column's magnitude.
+    """
+    lo, hi = np.nanmin(data, axis=0), np.nanmax(data, axis=0)
+    spread = hi - lo
+    magnitude = np.maximum(np.abs(lo), np.abs(hi))
+    lost = (spread > 1e-6 * magnitude) & (spread / scaling.scale < 1e-6)
+    if not lost.any():
+        return scaling
+    columns = np.flatnonzero(lost).tolist()
+    warnings.warn(
+        f"{name} left column(s) {columns} unscaled, taking their spread "
+        f"({', '.join(f'{v:.3g}' for v in spread[lost])}) for none; they are standardised "
+        "instead, so that the network sees them vary",
+        UserWarning,
+        stacklevel=4,  # the caller of MDN.fit
+    )
+    shift, scale = scaling.shift.copy(), scaling.scale.copy()
+    shift[lost] = np.nanmean(data[:, lost], axis=0)
+    scale[lost] = np.nanstd(data[:, lost], axis=0)
+    return AffineScaling(shift, scale)
+
+
+def warn_if_outliers_dominate(data: np.ndarray, name: str) -> None:
+    """Warn where a few extreme values, not the bulk, set a column's standard deviation.
+
+    A standard target scaling then shrinks the bulk of the targets towards 0 in the units
+    the network sees, and the variance floor (``epsilon``, in those units) widens every
+    interval. The robust scaler follows the bulk.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n, p)
+        May hold NaN (missing values).
+    name : str
+        The parameter's name, for the message.
+    """
+    std = np.nanstd(data, axis=0)
+    q1, q3 = np.nanpercentile(data, [25, 75], axis=0)
+    bulk = (q3 - q1) / 1.349  # the standard deviation a normal bulk would have
+    ratio = np.divide(std, bulk, out=np.zeros_like(std), where=bulk > 0)
+    columns = np.flatnonzero(ratio > 10).tolist()
+    if columns:
+        warnings.warn(
+            f"{name}: in column(s) {columns} the standard deviation is "
+            f"{', '.join(f'{r:.0f}' for r in ratio[columns])} times the spread of the bulk "
+            "(outliers?), so standard scaling lets a few values set the units of every "
+            f"prediction and widen every interval; use {name}='robust', or check those values",
+            UserWarning,
+            stacklevel=3,  # the caller of MDN.fit
+        )
