@@ -315,7 +315,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             verbose=self.verbose if rank() == 0 else 0,
         )
         self.network_ = network
-        warn_if_worse_than_constant(history, y_all[train_rows], y_val)
+        warn_if_worse_than_constant(history, y_all[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter

@@ -222,7 +222,7 @@ def single_members(model) -> list:
 
 
 def warn_if_worse_than_constant(
-    history: History, y_train: torch.Tensor, y_val: torch.Tensor | None
+    history: History, y_train: torch.Tensor, y_val: torch.Tensor | None, epsilon: float
 ) -> None:
     """Warn when training ended far worse than one Gaussian per target would do.
 
@@ -230,7 +230,8 @@ def warn_if_worse_than_constant(
     are some (else the training rows): the best validation NLL, or the last training NLL,
     against the NLL of a Gaussian fitted to each training target, more than half a nat
     per target worse. Such a fit diverged without turning non-finite (a learning rate far
-    too large, targets far from the scale the network expects).
+    too large, targets far from the scale the network expects). The Gaussian's variance is
+    held at the network's floor (``epsilon``) too, and fewer than 20 rows decide nothing.
 
     Parameters
     ----------
@@ -241,8 +242,10 @@ def warn_if_worse_than_constant(
     """
     y_fit = y_train.double().cpu()
     y_eval = (y_val if y_val is not None else y_train).double().cpu()
+    if len(y_eval) < 20:
+        return
     mean = torch.nanmean(y_fit, 0)
-    var = torch.nanmean((y_fit - mean) ** 2, 0).clamp_min(1e-12)
+    var = torch.nanmean((y_fit - mean) ** 2, 0).clamp_min(epsilon)
     terms = 0.5 * (torch.log(2 * math.pi * var) + (y_eval - mean) ** 2 / var)  # [n, D]
     constant = float(torch.nansum(terms, 1).mean())
     reached = min(history.val_nll) if history.val_nll else history.train_nll[-1]
