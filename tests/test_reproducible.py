@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 import torch
 
 from mdn import MDN, MixtureDensityNetwork
@@ -66,3 +67,41 @@ def test_loading_a_model_leaves_the_global_generator_alone(tmp_path):
     loaded = MDN.load(tmp_path / "m.safetensors")
     assert torch.equal(state, torch.random.get_rng_state())
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+class _CtrlC:
+    """Raises KeyboardInterrupt at the given minibatch, as Ctrl-C would mid-step."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.calls = at, 0
+
+    def __call__(self, original):
+        def next_batch(batches):
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+            return original(batches)
+
+        return next_batch
+
+
+def test_ctrl_c_ends_a_fit_with_the_best_weights_so_far(monkeypatch):
+    from mdn.training.batches import Minibatches
+
+    monkeypatch.setattr(Minibatches, "next", _CtrlC(at=230)(Minibatches.next))
+    with pytest.warns(UserWarning, match="interrupted at iteration 229 of 1000: keeping the "
+                      "weights of iteration"):  # fmt: skip
+        model = MDN(n_models=2, hidden=(8,), n_iter=1000, verbose=0, random_state=0).fit(X, Y)
+    assert model.n_iter_ == 229 and model.history_["interrupted"]
+    assert model.history_["best_step"] <= 200
+    assert np.isfinite(model.predict(X)).all() and np.isfinite(model.score(X, Y))
+
+
+def test_ctrl_c_without_validation_keeps_the_last_evaluated_weights(monkeypatch):
+    from mdn.training.batches import Minibatches
+
+    monkeypatch.setattr(Minibatches, "next", _CtrlC(at=75)(Minibatches.next))
+    with pytest.warns(UserWarning, match="keeping the weights of iteration 50"):
+        model = MDN(n_models=1, hidden=(8,), n_iter=500, validation_fraction=0, ema_decay=None,
+                    verbose=0, random_state=0).fit(X, Y)  # fmt: skip
+    assert model.n_iter_ == 74

@@ -37,6 +37,8 @@ class History:
         For an ensemble, each member's validation NLL at each evaluation.
     member_best_step : list of int
         For an ensemble, the iteration whose weights each member kept.
+    interrupted : bool
+        Whether the fit was interrupted (Ctrl-C) and kept the best weights reached by then.
     """
 
     step: list[int] = field(default_factory=list)
@@ -47,6 +49,7 @@ class History:
     recoveries: int = 0
     member_val_nll: list[list[float]] = field(default_factory=list)
     member_best_step: list[int] = field(default_factory=list)
+    interrupted: bool = False
 
     def as_dict(self) -> dict:
         """The record as plain lists and numbers (for JSON and ``MDN.history_``).

@@ -198,6 +198,8 @@ def train(
                     run.recover()
                 elif run.evaluate(mean_loss, callbacks):
                     break
+    except KeyboardInterrupt:  # Ctrl-C: end cleanly with what the fit has reached
+        run.history.interrupted = True
     finally:
         run.bar.close()
     return run.finish()
@@ -362,7 +364,18 @@ class _Run:
         """Load the weights to keep and complete the record."""
         history, best = self.history, self.best
         history.n_iter = self.step
-        if best.state is None:
+        if history.interrupted:
+            # The weights may be halfway through a step: keep those of an evaluation.
+            if best.state is None:
+                best.step[:] = history.step[-1] if history.step else 0
+                best.state = self.good_state
+            warnings.warn(
+                f"training interrupted at iteration {self.step} of {self.settings.n_iter}: "
+                f"keeping the weights of iteration {int(best.step.max())}",
+                UserWarning,
+                stacklevel=4,  # the caller of train
+            )
+        elif best.state is None:
             best.step[:] = self.step
             # Without validation: the average at the last evaluation, or the last weights.
             best.state = self.good_state if self.averaging else None
