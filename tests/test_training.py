@@ -119,6 +119,7 @@ def test_history_without_validation():
         "recoveries",
         "member_val_nll",
         "member_best_step",
+        "interrupted",
     }
 
 

@@ -239,6 +239,8 @@ def warn_if_worse_than_constant(
         The record of the fit.
     y_train, y_val : Tensor of shape (n, D)
         Scaled targets; NaN for missing values.
+    epsilon : float
+        The network's variance floor, in scaled units.
     """
     y_fit = y_train.double().cpu()
     y_eval = (y_val if y_val is not None else y_train).double().cpu()
