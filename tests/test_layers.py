@@ -26,6 +26,7 @@ LAYERS = [
         "training.averaging",
         "training.stopping",
     ],
+    ["training.checkpoint"],
     ["training.loop"],
     ["training"],
     ["fitting"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from mdn import calibration
 from mdn.data import check_scaled, check_training_data
 from mdn.fitting import (
     NO_RECALIBRATION,
+    checkpoint_for,
     fit_recalibration,
     initial_network,
     member_rows,
@@ -146,6 +148,14 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
     chunk_size : int, default=8192
         Rows per forward pass at prediction time (divided among ensemble members), bounding
         memory for any number of rows.
+    checkpoint : str, path-like or None, default=None
+        A file to which ``fit`` writes the training state every ``checkpoint_every``
+        iterations. A fit started again with the same data, parameters and checkpoint (after
+        a crash, a kill, Ctrl-C) resumes from it, and ends with the model an uninterrupted
+        fit gives, to the bit; a checkpoint of another fit is overwritten, with a warning.
+        ``fit`` deletes it once training is complete.
+    checkpoint_every : int, default=500
+        Iterations between checkpoints (written at the next evaluation).
 
     Attributes
     ----------
@@ -211,6 +221,8 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         device: str = "cpu",
         verbose: int = 1,
         chunk_size: int = 8192,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 500,
     ) -> None:
         self.n_mix = n_mix
         self.hidden = hidden
@@ -238,6 +250,8 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.chunk_size = chunk_size
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -313,12 +327,15 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             generator=generators[0] if self.n_models == 1 else generators,
             member_rows=rows,
             verbose=self.verbose if rank() == 0 else 0,
+            checkpoint=checkpoint_for(self, X, y),
         )
         self.network_ = network
         warn_if_worse_than_constant(history, y_all[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
+        if self.checkpoint is not None and not history.interrupted:
+            Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
         return self
 
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:

@@ -4,10 +4,12 @@ the initial network, and the recalibration fitted on the validation rows afterwa
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import numbers
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,9 +19,15 @@ from sklearn.utils import check_random_state
 from mdn import calibration
 from mdn.nn import MixtureDensityNetwork
 from mdn.training import History
+from mdn.training.checkpoint import Checkpoint
+from mdn.training.ddp import in_process_group
+
+if TYPE_CHECKING:
+    from mdn.estimator import MDN
 
 __all__ = [
     "NO_RECALIBRATION",
+    "checkpoint_for",
     "fit_recalibration",
     "initial_network",
     "member_rows",
@@ -259,3 +267,32 @@ def warn_if_worse_than_constant(
             UserWarning,
             stacklevel=3,  # the caller of MDN.fit
         )
+
+
+def checkpoint_for(model: MDN, X: np.ndarray, y: np.ndarray) -> Checkpoint | None:
+    """The checkpoint of ``model``'s fit on ``X`` and ``y``, if it asks for one.
+
+    Its fingerprint hashes the data and every parameter that shapes the fit (not
+    ``verbose``, ``device``, ``chunk_size`` or the checkpoint's own), so that only the same
+    fit resumes from it.
+
+    Parameters
+    ----------
+    model : MDN
+    X, y : ndarray
+        The data as ``fit`` trains on it (validated, float64).
+
+    Returns
+    -------
+    Checkpoint or None
+    """
+    if model.checkpoint is None:
+        return None
+    if in_process_group():
+        raise ValueError("checkpoint is not supported inside a torch.distributed process group")
+    ignored = ("verbose", "device", "chunk_size", "checkpoint", "checkpoint_every")
+    params = {k: v for k, v in model.get_params(deep=False).items() if k not in ignored}
+    digest = hashlib.sha256(repr(sorted(params.items())).encode())
+    for values in (X, y):
+        digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return Checkpoint(model.checkpoint, model.checkpoint_every, digest.hexdigest())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -153,6 +154,15 @@ class Sizes:
 
 
 @dataclass(frozen=True)
+class FilePath:
+    """A file name (str or path-like), or None."""
+
+    def check(self, name: str, value: object) -> None:
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"{name} must be a file name or None, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Device:
     """A torch device name or "auto"."""
 
@@ -168,7 +178,7 @@ class Unchecked:
         return
 
 
-PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | Unchecked] = {
+PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | FilePath | Unchecked] = {
     # the network
     "n_mix": Integer(),
     "hidden": Sizes(),
@@ -200,6 +210,8 @@ PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | Uncheck
     "device": Device(),
     "verbose": Integer(low=0),
     "chunk_size": Integer(),
+    "checkpoint": FilePath(),
+    "checkpoint_every": Integer(),
     # the head's own sizes
     "in_features": Integer(),
     "n_targets": Integer(),

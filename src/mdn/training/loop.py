@@ -24,6 +24,7 @@ from mdn.params import validate_all
 from mdn.runtime import denormals_flushed
 from mdn.training.averaging import WeightAverage
 from mdn.training.batches import Minibatches
+from mdn.training.checkpoint import Checkpoint
 from mdn.training.ddp import all_processes_agree, process_mean
 from mdn.training.history import History, TrainingDiverged
 from mdn.training.optimizer import Adam, FlatGradients
@@ -115,6 +116,7 @@ def train(
     verbose: int = 0,
     callbacks: Sequence[Callable[[History], bool | None]] = (),
     max_recoveries: int = 3,
+    checkpoint: Checkpoint | None = None,
 ) -> History:
     """Fit ``network`` (inputs -> mixture) by minimising the mean negative log-likelihood.
 
@@ -178,6 +180,10 @@ def train(
     max_recoveries : int
         Non-finite losses tolerated (each restarts from the last good weights at half the
         learning rate) before ``TrainingDiverged`` is raised.
+    checkpoint : Checkpoint, optional
+        Write the run's state to ``checkpoint.path`` every ``checkpoint.every`` iterations
+        (at evaluations), and resume from it where it holds this fit's state: the result
+        is then that of an uninterrupted run, to the bit.
 
     Returns
     -------
@@ -188,6 +194,9 @@ def train(
         eval_every, verbose, max_recoveries,
     )  # fmt: skip
     run = _Run(network, x, y, x_val, y_val, settings, generator, member_rows, loss_fn)
+    if checkpoint is not None:
+        checkpoint.resume(run)
+    saved_at = run.step
     try:
         while run.step < n_iter:
             if not run.take_step():
@@ -198,6 +207,9 @@ def train(
                     run.recover()
                 elif run.evaluate(mean_loss, callbacks):
                     break
+                elif checkpoint is not None and run.step - saved_at >= checkpoint.every:
+                    checkpoint.save(run)
+                    saved_at = run.step
     except KeyboardInterrupt:  # Ctrl-C: end cleanly with what the fit has reached
         run.history.interrupted = True
     finally:
