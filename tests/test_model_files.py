@@ -173,3 +173,24 @@ def test_a_failed_write_names_the_users_path_and_leaves_nothing(saved, tmp_path,
     with pytest.raises(OSError, match=r"cannot write .*kept\.safetensors: No space left"):
         model.save(tmp_path / "kept.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_files_of_writers_killed_mid_write_are_removed(saved, tmp_path):
+    import os
+
+    model, _, _ = saved
+    dead = _a_dead_pid()
+    orphan = tmp_path / f".model.safetensors.{dead}.x1y2.tmp"
+    orphan.write_bytes(b"half a model")
+    live = tmp_path / f".model.safetensors.{os.getpid()}.z3.tmp"  # a write still under way
+    live.write_bytes(b"being written")
+    model.save(tmp_path / "model.safetensors")
+    assert not orphan.exists() and live.exists()
+
+
+def _a_dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

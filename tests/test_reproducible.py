@@ -105,3 +105,48 @@ def test_ctrl_c_without_validation_keeps_the_last_evaluated_weights(monkeypatch)
         model = MDN(n_models=1, hidden=(8,), n_iter=500, validation_fraction=0, ema_decay=None,
                     verbose=0, random_state=0).fit(X, Y)  # fmt: skip
     assert model.n_iter_ == 74
+
+
+def test_fit_trains_at_n_threads_and_gives_the_callers_count_back(monkeypatch):
+    import mdn.estimator
+
+    seen = []
+    original = mdn.estimator.train
+    monkeypatch.setattr(
+        mdn.estimator,
+        "train",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or original(*a, **k),
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for n_threads, expected in ((1, 1), (2, 2), (None, 2)):
+            MDN(n_threads=n_threads, n_models=1, hidden=(4,), n_iter=5, verbose=0).fit(X, Y)
+            assert seen[-1] == expected and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fits_in_threads_keep_their_own_thread_counts(monkeypatch):
+    import threading
+
+    import mdn.estimator
+
+    seen = {}
+    original = mdn.estimator.train
+
+    def record(*a, **k):
+        seen[threading.current_thread().name] = torch.get_num_threads()
+        return original(*a, **k)
+
+    monkeypatch.setattr(mdn.estimator, "train", record)
+
+    def fit(n_threads: int) -> None:
+        MDN(n_threads=n_threads, n_models=1, hidden=(4,), n_iter=30, verbose=0).fit(X, Y)
+
+    workers = [threading.Thread(target=fit, args=(n,), name=f"fit-{n}") for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen == {"fit-1": 1, "fit-2": 2}

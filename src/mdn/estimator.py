@@ -39,7 +39,7 @@ from mdn.params import REFERENCE, validate_all
 from mdn.persistence import read_model, write_model
 from mdn.prediction import MixturePredictorMixin
 from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
-from mdn.runtime import resolve_device
+from mdn.runtime import intra_op_threads, resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank
 
@@ -156,6 +156,11 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         ``fit`` deletes it once training is complete.
     checkpoint_every : int, default=500
         Iterations between checkpoints (written at the next evaluation).
+    n_threads : int or None, default=1
+        torch's intra-op threads for the training steps (restored afterwards; threads of
+        their own for fits in other threads). A step of 128 rows is mostly per-operation
+        overhead, which more threads make slower (benchmarks/README.md); None keeps torch's
+        setting. Prediction uses torch's setting.
 
     Attributes
     ----------
@@ -223,6 +228,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         chunk_size: int = 8192,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 500,
+        n_threads: int | None = 1,
     ) -> None:
         self.n_mix = n_mix
         self.hidden = hidden
@@ -252,6 +258,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -280,20 +287,9 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         """
         validate_all(self.get_params(deep=False))
         X, y = check_training_data(self, X, y)
-        x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
-        y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
-        if self.scaler_y == "standard" or isinstance(self.scaler_y, StandardScaler):
-            warn_if_outliers_dominate(y, "scaler_y")
-        self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
-        self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
-
+        x_all, y_all = self._scale(X, y)
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
-        x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
-        check_scaled(x_scaled, "X")
-        check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
-        x_all = torch.as_tensor(x_scaled, dtype=torch.float32)
-        y_all = torch.as_tensor(y_scaled, dtype=torch.float32)
         train_rows, val_rows = split_rows(
             len(X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
         )
@@ -309,26 +305,27 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         batch, trained = self.batch, network
         if in_process_group():
             batch, generators, trained = distribute(network, self.batch, generators, seed)
-        history = train(
-            trained,
-            x_all[train_rows].to(device),
-            y_all[train_rows].to(device),
-            x_val=x_val,
-            y_val=y_val,
-            n_iter=self.n_iter,
-            batch_size=batch,
-            lr=self.lr,
-            lr_schedule=self.lr_schedule,
-            lr_patience=self.lr_patience,
-            ema_decay=self.ema_decay,
-            l2=self.l2,
-            clip_grad=self.clip_grad,
-            patience=self.patience,
-            generator=generators[0] if self.n_models == 1 else generators,
-            member_rows=rows,
-            verbose=self.verbose if rank() == 0 else 0,
-            checkpoint=checkpoint_for(self, X, y),
-        )
+        device_rows = x_all[train_rows].to(device), y_all[train_rows].to(device)
+        with intra_op_threads(self.n_threads):
+            history = train(
+                trained,
+                *device_rows,
+                x_val=x_val,
+                y_val=y_val,
+                n_iter=self.n_iter,
+                batch_size=batch,
+                lr=self.lr,
+                lr_schedule=self.lr_schedule,
+                lr_patience=self.lr_patience,
+                ema_decay=self.ema_decay,
+                l2=self.l2,
+                clip_grad=self.clip_grad,
+                patience=self.patience,
+                generator=generators[0] if self.n_models == 1 else generators,
+                member_rows=rows,
+                verbose=self.verbose if rank() == 0 else 0,
+                checkpoint=checkpoint_for(self, X, y),
+            )
         self.network_ = network
         warn_if_worse_than_constant(history, y_all[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
@@ -337,6 +334,20 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         if self.checkpoint is not None and not history.interrupted:
             Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
         return self
+
+    def _scale(self, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fit the scalers (``x_shift_``...) and return the scaled data as float32."""
+        x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
+        y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
+        if self.scaler_y == "standard" or isinstance(self.scaler_y, StandardScaler):
+            warn_if_outliers_dominate(y, "scaler_y")
+        self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
+        self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
+        x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
+        check_scaled(x_scaled, "X")
+        check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
+        return (torch.as_tensor(x_scaled, dtype=torch.float32),
+                torch.as_tensor(y_scaled, dtype=torch.float32))  # fmt: skip
 
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:
         """Set the recalibration values, fitted on the validation rows where asked for."""

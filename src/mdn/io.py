@@ -130,7 +130,9 @@ def _serialise(blobs: dict[str, tuple[str, list[int], bytes]], metadata: dict[st
 def _replace_atomically(path: Path, payload: bytes) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder
+        )
     except OSError as error:
         raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
@@ -139,11 +141,31 @@ def _replace_atomically(path: Path, payload: bytes) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+        _remove_orphans(folder, path.name)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
         raise
+
+
+def _remove_orphans(folder: Path, name: str) -> None:
+    """Remove the temporary files of earlier writes of ``name`` whose process died mid-write
+    (a kill leaves no chance to clean up): their names carry the writer's process id."""
+    for orphan in folder.glob(f".{name}.*.tmp"):
+        pid = orphan.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but belongs to someone else
+        return True
+    return True
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, object]]:

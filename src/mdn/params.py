@@ -212,6 +212,7 @@ PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | FilePat
     "chunk_size": Integer(),
     "checkpoint": FilePath(),
     "checkpoint_every": Integer(),
+    "n_threads": Integer(optional=True),
     # the head's own sizes
     "in_features": Integer(),
     "n_targets": Integer(),

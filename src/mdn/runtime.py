@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["denormals_flushed", "device_available", "resolve_device"]
+__all__ = ["denormals_flushed", "device_available", "intra_op_threads", "resolve_device"]
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:
@@ -89,3 +89,28 @@ def denormals_flushed() -> Iterator[None]:
         _depth.value = depth
         if flushes:
             torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
+def intra_op_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count at ``n_threads`` (None: as it is).
+
+    torch's count belongs to the calling thread (OpenMP and MKL keep it per thread), so
+    fits running in other threads keep theirs, and the caller gets its own back afterwards.
+
+    Parameters
+    ----------
+    n_threads : int or None
+
+    Yields
+    ------
+    None
+    """
+    before = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        if n_threads is not None:
+            torch.set_num_threads(before)
