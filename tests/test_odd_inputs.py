@@ -64,7 +64,9 @@ def test_nan_at_predict_time_names_its_row_not_a_chunk():
     model = MDN(**QUICK, chunk_size=64).fit(X, y)
     X_new = X.copy()
     X_new[[130, 150], 0] = np.nan
-    with pytest.raises(ValueError, match=r"NaN or infinity in row 130, column 0 \(2 rows in all"):
+    with pytest.raises(
+        ValueError, match=r"NaN or infinity in row 130, column 0 \(2 such rows in rows 128 to 191\)"
+    ):
         model.predict(X_new)
 
 

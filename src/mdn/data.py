@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 __all__ = [
     "check_training_data",
@@ -30,7 +33,11 @@ def to_numpy(data: object) -> object:
     ndarray or the input unchanged
     """
     if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
+        data = data.detach().cpu()
+        if data.is_floating_point() and data.dtype not in (torch.float16, torch.float32,
+                                                           torch.float64):  # fmt: skip
+            data = data.to(torch.float64)  # bfloat16 and kin have no NumPy type
+        return data.numpy()
     return data
 
 
@@ -148,7 +155,10 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
     target_names = column_names(y)
     if y is None:
         raise ValueError("MDN requires y to be passed, but the target y is None")
-    X = validate_data(model, to_numpy(X), dtype=np.float64)
+    if getattr(y, "ndim", 0) == 2 and y.shape[1] == 0:
+        raise ValueError("y has no target columns; pass at least one")
+    X = validate_data(model, to_numpy(X), dtype=np.float64, ensure_all_finite=False)
+    check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
     # NaN targets are missing values: training marginalises them out.
     y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
                     ensure_all_finite="allow-nan")  # fmt: skip
@@ -171,10 +181,9 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def check_scaled(scaled: np.ndarray, name: str, first_row: int = 0) -> None:
+def check_scaled(
+    scaled: np.ndarray, name: str, first_row: int = 0, limit: float = _FLOAT32_MAX
+) -> None:
     """Refuse scaled values that the float32 network cannot take, naming the row and column.
 
     Parameters
@@ -185,6 +194,8 @@ def check_scaled(scaled: np.ndarray, name: str, first_row: int = 0) -> None:
         What they are ("X" or "y").
     first_row : int
         The row number of ``scaled[0]`` in what the user passed (for chunks).
+    limit : float
+        The largest magnitude allowed (float32's largest number; infinity for raw data).
 
     Raises
     ------
@@ -193,7 +204,7 @@ def check_scaled(scaled: np.ndarray, name: str, first_row: int = 0) -> None:
         beyond float32's range after scaling.
     """
     not_finite = ~np.isfinite(scaled)
-    too_large = np.abs(np.where(not_finite, 0.0, scaled)) > _FLOAT32_MAX
+    too_large = np.abs(np.where(not_finite, 0.0, scaled)) > limit
     for bad, problem, advice in (
         (not_finite, "contains NaN or infinity", "drop or impute those rows"),
         (too_large, "has values beyond float32's range after scaling",
@@ -202,7 +213,11 @@ def check_scaled(scaled: np.ndarray, name: str, first_row: int = 0) -> None:
         rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):
             row, column = rows[0], int(np.flatnonzero(bad[rows[0]])[0])
-            more = f" ({len(rows)} rows in all)" if len(rows) > 1 else ""
+            last = first_row + len(scaled) - 1
+            more = (
+                f" ({len(rows)} such rows in rows {first_row} to {last})" if len(rows) > 1 else ""
+            )
             raise ValueError(
-                f"Input {name} {problem} in row {first_row + row}, column {column}{more}; {advice}"
+                f"Input {name} {problem} in row {first_row + row}, column {column}"
+                f"{more if len(rows) > 1 else ''}; {advice}"
             )

@@ -39,7 +39,7 @@ from mdn.params import REFERENCE, validate_all
 from mdn.persistence import read_model, write_model
 from mdn.prediction import MixturePredictorMixin
 from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
-from mdn.runtime import intra_op_threads, resolve_device
+from mdn.runtime import device_available, intra_op_threads, resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank
 
@@ -290,6 +290,8 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         x_all, y_all = self._scale(X, y)
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
+        if not device_available(device):
+            raise ValueError(f"device={self.device!r}: this machine has no {device}; use 'cpu'")
         train_rows, val_rows = split_rows(
             len(X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
         )

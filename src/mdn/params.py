@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from mdn.runtime import resolve_device
 
 __all__ = [
@@ -163,6 +165,16 @@ class FilePath:
 
 
 @dataclass(frozen=True)
+class Seed:
+    """None, an integer, or a NumPy ``RandomState`` (as scikit-learn takes them)."""
+
+    def check(self, name: str, value: object) -> None:
+        seeds = (numbers.Integral, np.random.RandomState)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, seeds)):
+            raise ValueError(f"{name} must be None, an integer or a RandomState, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Device:
     """A torch device name or "auto"."""
 
@@ -178,7 +190,7 @@ class Unchecked:
         return
 
 
-PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | FilePath | Unchecked] = {
+PARAMETERS: dict[str, object] = {
     # the network
     "n_mix": Integer(),
     "hidden": Sizes(),
@@ -206,7 +218,7 @@ PARAMETERS: dict[str, Integer | Real | Share | Choice | Sizes | Device | FilePat
     "bagging": Share(),
     "combine": Choice(COMBINES),
     "recalibrate": Choice(RECALIBRATIONS, described='"auto", "scale", True or False'),
-    "random_state": Unchecked(),
+    "random_state": Seed(),
     "device": Device(),
     "verbose": Integer(low=0),
     "chunk_size": Integer(),

@@ -90,6 +90,8 @@ def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = Non
     ModelFileError
         If the file is not an mdn model file or its parts do not fit together.
     """
+    if device is not None:
+        resolve_device(device)  # a wrong name fails before the file is read
     tensors, documents = read_model_file(path)
     try:
         model = _restore(cls, tensors, documents)
@@ -98,7 +100,7 @@ def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = Non
             f"{path} is an mdn file whose contents do not fit together "
             f"({type(error).__name__}: {error})"
         ) from None
-    model.network_ = model.network_.to(_load_device(device or model.device)).eval()
+    model.network_ = model.network_.to(_load_device(device, model.device)).eval()
     return model
 
 
@@ -201,10 +203,13 @@ def _check_names(name: str, names: object, size: int, optional: bool = False) ->
         raise ValueError(f"{name} must be a list of {size} strings")
 
 
-def _load_device(spec: str) -> torch.device:
-    """``spec``'s device where this machine has it, else the CPU."""
+def _load_device(asked: str | None, saved: str) -> torch.device:
+    """The device asked for (which must name one), else the saved one where this machine has
+    it, else the CPU."""
+    if asked is not None:
+        return resolve_device(asked)
     try:
-        target = resolve_device(spec)
+        target = resolve_device(saved)
     except ValueError:
         return torch.device("cpu")
     return target if device_available(target) else torch.device("cpu")

@@ -402,10 +402,18 @@ class MixturePredictorMixin:
         -------
         float
         """
-        return float(np.average(self.log_prob(X, y), weights=sample_weight))
+        log_prob = self.log_prob(X, y)
+        if sample_weight is not None and np.shape(sample_weight) != log_prob.shape:
+            raise ValueError(
+                f"sample_weight must hold one weight per row ({len(log_prob)}), got shape "
+                f"{np.shape(sample_weight)}"
+            )
+        return float(np.average(log_prob, weights=sample_weight))
 
     def _check_targets(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
         check_is_fitted(self, "network_")
+        if y is None:
+            raise ValueError("y is None; pass the targets whose density to evaluate")
         y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
                         ensure_all_finite="allow-nan")  # fmt: skip
         if y.ndim == 1 and self.n_outputs_ == 1:
