@@ -194,3 +194,13 @@ def _a_dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
+
+
+def test_every_sampled_truncation_is_a_model_file_error(saved, tmp_path):
+    _, path, _ = saved
+    data = path.read_bytes()
+    target = tmp_path / "cut.safetensors"
+    for length in sorted({*np.random.default_rng(1).integers(0, len(data), 60).tolist(), 0, 7, 8}):
+        target.write_bytes(data[:length])
+        with pytest.raises(ModelFileError, match=r"cut\.safetensors"):
+            mdn.load(target)

@@ -150,3 +150,12 @@ def test_fits_in_threads_keep_their_own_thread_counts(monkeypatch):
     for worker in workers:
         worker.join()
     assert seen == {"fit-1": 1, "fit-2": 2}
+
+
+def test_grid_search_in_two_processes_gives_the_models_of_one_process():
+    from sklearn.model_selection import cross_val_score
+
+    model = MDN(n_models=1, hidden=(8,), n_iter=60, verbose=0, random_state=0)
+    serial = cross_val_score(model, X, Y, cv=3, n_jobs=1)
+    parallel = cross_val_score(model, X, Y, cv=3, n_jobs=2)
+    np.testing.assert_array_equal(serial, parallel)
