@@ -75,3 +75,23 @@ def test_a_diverged_fit_is_warned_about():
     with pytest.warns(UserWarning, match="worse than one Gaussian per target"):
         MDN(**{**QUICK, "n_iter": 400}, lr=10.0).fit(X, y)
     _quiet_fit(MDN(**{**QUICK, "n_iter": 400}), X, y)
+
+
+def test_a_text_column_of_a_dataframe_is_named():
+    pd = pytest.importorskip("pandas")
+    X, y = make_inverted_sine(100, random_state=0)
+    frame = pd.DataFrame({"r443": X[:, 0], "station": ["a"] * 100, "r555": X[:, 0]})
+    with pytest.raises(ValueError, match=r"column\(s\) \['station'\] of X are not numbers"):
+        MDN(**QUICK).fit(frame, y)
+    model = MDN(**QUICK).fit(frame[["r443", "r555"]], y)
+    text_in_r555 = frame.drop(columns="r555").rename(columns={"station": "r555"})
+    with pytest.raises(ValueError, match=r"\['r555'\] of X are not numbers"):
+        model.predict(text_in_r555)
+
+
+def test_infinity_in_y_is_named_by_row_and_column():
+    X, y = make_inverted_sine(100, random_state=0)
+    y = np.c_[y, y]
+    y[17, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"Input y contains infinity in row 17, column 1"):
+        MDN(**QUICK).fit(X, y)

@@ -12,12 +12,14 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 __all__ = [
+    "check_scaled",
     "check_training_data",
     "column_names",
     "drop_unobserved_rows",
     "like_input",
     "num_rows",
     "to_numpy",
+    "validated_x",
 ]
 
 
@@ -157,11 +159,19 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("MDN requires y to be passed, but the target y is None")
     if getattr(y, "ndim", 0) == 2 and y.shape[1] == 0:
         raise ValueError("y has no target columns; pass at least one")
-    X = validate_data(model, to_numpy(X), dtype=np.float64, ensure_all_finite=False)
+    X = validated_x(model, X, reset=True, dtype=np.float64)
     check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
     # NaN targets are missing values: training marginalises them out.
     y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                    ensure_all_finite="allow-nan")  # fmt: skip
+                    ensure_all_finite=False)  # fmt: skip
+    infinite = np.isinf(y.reshape(len(y), -1))
+    if infinite.any():
+        row = int(np.flatnonzero(infinite.any(axis=1))[0])
+        raise ValueError(
+            f"Input y contains infinity in row {row}, column "
+            f"{int(np.flatnonzero(infinite[row])[0])}; drop those rows, or mark the values "
+            "missing (NaN)"
+        )
     check_consistent_length(X, y)
     if y.ndim == 2 and y.shape[1] == 0:
         raise ValueError("y has no target columns; pass at least one")
@@ -221,3 +231,32 @@ def check_scaled(
                 f"Input {name} {problem} in row {first_row + row}, column {column}"
                 f"{more if len(rows) > 1 else ''}; {advice}"
             )
+
+
+def validated_x(model: object, X: object, reset: bool, **kwargs: object) -> np.ndarray:
+    """``X`` through scikit-learn's ``validate_data`` (finiteness left to ``check_scaled``),
+    naming the columns of a DataFrame that are not numbers when the conversion fails.
+
+    Parameters
+    ----------
+    model : MDN
+    X : array-like
+    reset : bool
+        True at fit (records ``n_features_in_`` and feature names), False after.
+    **kwargs
+        Passed on to ``validate_data``.
+
+    Returns
+    -------
+    ndarray
+    """
+    try:
+        return validate_data(model, to_numpy(X), reset=reset, ensure_all_finite=False, **kwargs)
+    except ValueError as error:
+        select = getattr(X, "select_dtypes", None)  # pandas
+        if select is None or "could not convert" not in str(error):
+            raise
+        columns = [str(c) for c in select(exclude=["number", "bool"]).columns]
+        raise ValueError(
+            f"{error}: column(s) {columns} of X are not numbers; drop or encode them"
+        ) from None

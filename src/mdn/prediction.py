@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from mdn import calibration, metrics
-from mdn.data import check_scaled, like_input, num_rows, to_numpy
+from mdn.data import check_scaled, like_input, num_rows, to_numpy, validated_x
 from mdn.fitting import NO_RECALIBRATION, single_members
 from mdn.mixture import GaussianMixture
 from mdn.params import POINTS
@@ -63,9 +63,7 @@ def member_distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Gaus
     check_is_fitted(model, "network_")
     # Finiteness is checked chunk by chunk below: checking all of X at once costs
     # temporaries as large as X.
-    X = validate_data(
-        model, to_numpy(X), reset=False, dtype=(np.float64, np.float32), ensure_all_finite=False
-    )
+    X = validated_x(model, X, reset=False, dtype=(np.float64, np.float32))
     network = model.network_
     device = next(network.parameters()).device
     unscale = AffineTransform(torch.as_tensor(model.y_shift_), torch.as_tensor(model.y_scale_))
