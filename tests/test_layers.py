@@ -13,8 +13,8 @@ import mdn
 LAYERS = [
     ["runtime", "torch_internals", "io", "data", "preprocessing", "datasets", "plotting"],
     ["params", "fastpath"],
-    ["mixture_params", "mixture_solvers"],
-    ["mixture_marginals"],
+    ["mixture_params", "mixture_solvers", "layers"],
+    ["mixture_marginals", "mixture_moments"],
     ["mixture"],
     ["transforms", "calibration", "nn"],
     [

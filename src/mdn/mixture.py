@@ -12,12 +12,13 @@ from torch import Tensor
 
 from mdn import params
 from mdn.mixture_marginals import MarginalsMixin, observed_component_log_prob
+from mdn.mixture_moments import MomentsMixin
 from mdn.mixture_params import (
     check_parameters,
     parameters_from_covariances,
     precision_cholesky_from_covariance,
 )
-from mdn.mixture_solvers import gather_component, mixture_mode
+from mdn.mixture_solvers import gather_component
 from mdn.params import COVARIANCE_TYPES
 
 __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covariance"]
@@ -25,7 +26,7 @@ __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covar
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class GaussianMixture(MarginalsMixin):
+class GaussianMixture(MomentsMixin, MarginalsMixin):
     r"""A batch of mixtures of K Gaussians over D-dimensional targets.
 
     .. math:: p(y) = \sum_k \pi_k \, \mathcal{N}(y;\ \mu_k, \Sigma_k)
@@ -378,74 +379,6 @@ class GaussianMixture(MarginalsMixin):
             scale_tril = gather_component(self._scale_tril, chosen, event_ndim=2)
             return mu + (scale_tril @ noise.unsqueeze(-1)).squeeze(-1)
         return mu + noise * gather_component(self._component_std, chosen)
-
-    # ------------------------------------------------------------------ moments and points
-    def mean(self) -> Tensor:
-        """Mixture mean.
-
-        Returns
-        -------
-        Tensor of shape (*B, D)
-        """
-        return (self.weights.unsqueeze(-1) * self.means).sum(-2)
-
-    def covariance(self) -> Tensor:
-        """Mixture covariance, by the law of total covariance.
-
-        Returns
-        -------
-        Tensor of shape (*B, D, D)
-        """
-        weights = self.weights[..., None, None]  # [*B, K, 1, 1]
-        spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
-        # Law of total covariance: E_k[Sigma_k] + Cov_k[mu_k].
-        return (
-            weights
-            * (self.component_covariance_matrices() + spread.unsqueeze(-1) * spread.unsqueeze(-2))
-        ).sum(-3)
-
-    def variance(self) -> Tensor:
-        """Mixture variance of each dimension (the diagonal of ``covariance``).
-
-        Returns
-        -------
-        Tensor of shape (*B, D)
-        """
-        spread = self.means - self.mean().unsqueeze(-2)  # [*B, K, D]
-        return (self.weights.unsqueeze(-1) * (self._component_std.square() + spread.square())).sum(
-            -2
-        )
-
-    def top(self) -> Tensor:
-        """Mean of the heaviest component.
-
-        Returns
-        -------
-        Tensor of shape (*B, D)
-        """
-        return gather_component(self.means, self.log_weights.argmax(-1))
-
-    def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
-        """Highest-density point of each mixture, shape (*B, D).
-
-        Runs the fixed-point iteration ``x <- (sum_k r_k P_k)^-1 sum_k r_k P_k mu_k``
-        (``r_k`` the responsibilities at ``x``, ``P_k`` the precisions; Carreira-Perpinan
-        2000) from every component mean, and keeps the point of highest density among the
-        converged points and the starting means.
-
-        Parameters
-        ----------
-        max_iter : int
-            Iteration limit.
-        tol : float
-            Stop when no point moves by more than ``tol`` times the smallest component
-            standard deviation of its dimension.
-
-        Returns
-        -------
-        Tensor of shape (*B, D)
-        """
-        return mixture_mode(self, max_iter, tol)
 
     # ------------------------------------------------------------------ internals
     def _as_points(self, y: Tensor) -> Tensor:

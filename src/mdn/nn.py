@@ -8,100 +8,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn import init
 
 from mdn.fastpath import DiagonalMixtureNLL, FullMixtureNLL, ReluBackprop
+from mdn.layers import ACTIVATIONS, MLP, BatchedLinear, check_n_models, linear, reset_linears
 from mdn.mixture import GaussianMixture
-from mdn.params import validate, validate_all
+from mdn.params import validate_all
 
 __all__ = ["ACTIVATIONS", "MLP", "BatchedLinear", "MixtureDensityHead", "MixtureDensityNetwork"]
-
-#: The activations by name (``mdn.params.ACTIVATIONS`` lists the same names).
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "softplus": nn.Softplus,
-}
-
-
-class BatchedLinear(nn.Module):
-    """``n_models`` independent linear layers applied in one batched matrix product.
-
-    Member ``e`` maps ``x[e]`` to ``x[e] @ weight[e].T + bias[e]``; the weights have the
-    shapes of ``nn.Linear``'s with a leading ``n_models`` axis, so member ``e``'s slice of a
-    state dict loads into an ``nn.Linear`` and back.
-
-    Parameters
-    ----------
-    n_models : int
-        Number of members E.
-    in_features, out_features : int
-
-    Examples
-    --------
-    >>> layer = BatchedLinear(3, 4, 2)
-    >>> layer(torch.randn(3, 10, 4)).shape  # one batch of 10 rows per member
-    torch.Size([3, 10, 2])
-    >>> layer(torch.randn(10, 4)).shape  # the same rows for every member
-    torch.Size([3, 10, 2])
-    """
-
-    def __init__(self, n_models: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.n_models, self.in_features, self.out_features = n_models, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(n_models, out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(n_models, out_features))
-        self.reset_parameters()
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        # nn.Linear's default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases, drawn in
-        # the same order.
-        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
-        with torch.no_grad():
-            self.weight.uniform_(-bound, bound, generator=generator)
-            self.bias.uniform_(-bound, bound, generator=generator)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() < 2 or (x.dim() > 2 and x.shape[0] != self.n_models):
-            raise ValueError(
-                f"BatchedLinear({self.n_models} members) expects input of shape "
-                f"({self.n_models}, *B, {self.in_features}) or (*B, "
-                f"{self.in_features}), got {tuple(x.shape)}"
-            )
-        if x.dim() == 2:
-            x = x.expand(self.n_models, *x.shape)
-        rows = x.reshape(self.n_models, -1, self.in_features)  # [E, N, in]
-        out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.mT)  # [E, N, out]
-        return out.reshape(*x.shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        return (
-            f"n_models={self.n_models}, in_features={self.in_features}, "
-            f"out_features={self.out_features}"
-        )
-
-
-def _reset_linear(layer: nn.Linear, generator: torch.Generator) -> None:
-    """``nn.Linear``'s own initialisation, with its draws taken from ``generator``."""
-    init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-    bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features else 0.0
-    init.uniform_(layer.bias, -bound, bound, generator=generator)
-
-
-def _linear(in_features: int, out_features: int, n_models: int | None) -> nn.Module:
-    if n_models is None:
-        return nn.Linear(in_features, out_features)
-    return BatchedLinear(n_models, in_features, out_features)
-
-
-def _check_n_models(n_models: int | None) -> None:
-    if n_models is not None:
-        validate("n_models", n_models)
 
 
 class MixtureDensityHead(nn.Module):
@@ -145,7 +58,7 @@ class MixtureDensityHead(nn.Module):
         n_models: int | None = None,
     ) -> None:
         super().__init__()
-        _check_n_models(n_models)
+        check_n_models(n_models)
         validate_all(
             {
                 "covariance": covariance,
@@ -164,7 +77,7 @@ class MixtureDensityHead(nn.Module):
         d = n_targets
         self.n_scale = {"full": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance]
         self.n_models = n_models
-        self.linear = _linear(in_features, n_mix * (1 + d + self.n_scale), n_models)
+        self.linear = linear(in_features, n_mix * (1 + d + self.n_scale), n_models)
         if covariance == "full":
             self.register_buffer("_triu_index", self._flat_triu_index(), persistent=False)
 
@@ -268,38 +181,6 @@ class MixtureDensityHead(nn.Module):
             f"covariance={self.covariance!r}, epsilon={self.epsilon:g}"
             + (f", n_models={self.n_models}" if self.n_models is not None else "")
         )
-
-
-class MLP(nn.Sequential):
-    """Fully connected layers, each followed by the activation.
-
-    Parameters
-    ----------
-    in_features : int
-    hidden : sequence of int
-        Widths of the hidden layers (empty for none).
-    activation : str
-        One of ``ACTIVATIONS``.
-    n_models : int, optional
-        Make every layer a ``BatchedLinear`` of this many members.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        hidden: Sequence[int],
-        activation: str = "relu",
-        n_models: int | None = None,
-    ) -> None:
-        _check_n_models(n_models)
-        validate("activation", activation)
-        layers: list[nn.Module] = []
-        width = in_features
-        for size in hidden:
-            layers += [_linear(width, size, n_models), ACTIVATIONS[activation]()]
-            width = size
-        super().__init__(*layers)
-        self.out_features = width
 
 
 class MixtureDensityNetwork(nn.Module):
@@ -413,11 +294,7 @@ class MixtureDensityNetwork(nn.Module):
         MixtureDensityNetwork
         """
         network = cls._uninitialised(*args, **kwargs)
-        for module in network.modules():  # in the order the constructor drew them
-            if isinstance(module, BatchedLinear):
-                module.reset_parameters(generator)
-            elif isinstance(module, nn.Linear):
-                _reset_linear(module, generator)
+        reset_linears(network, generator)
         return network
 
     def hand_backprop(self) -> ReluBackprop | None:
