@@ -21,7 +21,7 @@ from mdn.calibration import (
     recalibrate,
 )
 from mdn.datasets import make_inverted_sine
-from mdn.prediction import recalibrated
+from mdn.fitting import recalibrated
 
 
 def gaussians(means, sds, covariance: str = "diag") -> GaussianMixture:

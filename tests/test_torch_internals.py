@@ -18,7 +18,6 @@ def fresh_probes():
     """Probes decide once per process: forget their answers before and after a test."""
     probes = (
         torch_internals.fused_adam_available,
-        torch_internals._threshold_backward_works,
         torch_internals.relu_backward_kernel,
         torch_internals._foreach_works,
     )
@@ -54,11 +53,10 @@ def test_a_fused_adam_probe_that_raises_type_error_falls_back_and_trains(fresh_p
 
 def test_relu_backward_falls_back_to_the_same_gradients(fresh_probes, monkeypatch):
     grad, inputs = torch.randn(5, 7), torch.randn(5, 7)
-    private = torch_internals.relu_backward(grad, inputs)
-    torch_internals._threshold_backward_works.cache_clear()
+    private = torch_internals.relu_backward_kernel()(grad, inputs)
     torch_internals.relu_backward_kernel.cache_clear()
     monkeypatch.setattr(torch.ops.aten, "threshold_backward", _broken)
-    public = torch_internals.relu_backward(grad, inputs)
+    public = torch_internals.relu_backward_kernel()(grad, inputs)
     torch.testing.assert_close(public, private, rtol=0, atol=0)
     torch.testing.assert_close(public, grad * (inputs > 0), rtol=0, atol=0)
 
@@ -67,7 +65,6 @@ def test_the_hand_written_backward_trains_the_same_without_threshold_backward(
     fresh_probes, monkeypatch
 ):
     expected = _weights(_fit()[0])
-    torch_internals._threshold_backward_works.cache_clear()
     torch_internals.relu_backward_kernel.cache_clear()
     monkeypatch.setattr(torch.ops.aten, "threshold_backward", _broken)
     for got, want in zip(_weights(_fit()[0]), expected, strict=True):

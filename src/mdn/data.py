@@ -214,23 +214,23 @@ def check_scaled(
         beyond float32's range after scaling.
     """
     not_finite = ~np.isfinite(scaled)
-    too_large = np.abs(np.where(not_finite, 0.0, scaled)) > limit
-    for bad, problem, advice in (
-        (not_finite, "contains NaN or infinity", "drop or impute those rows"),
-        (too_large, "has values beyond float32's range after scaling",
-         "rescale that column, or fit on data that covers its range"),
-    ):  # fmt: skip
-        rows = np.flatnonzero(bad.any(axis=1))
-        if len(rows):
-            row, column = rows[0], int(np.flatnonzero(bad[rows[0]])[0])
-            last = first_row + len(scaled) - 1
-            more = (
-                f" ({len(rows)} such rows in rows {first_row} to {last})" if len(rows) > 1 else ""
-            )
-            raise ValueError(
-                f"Input {name} {problem} in row {first_row + row}, column {column}"
-                f"{more if len(rows) > 1 else ''}; {advice}"
-            )
+    if not_finite.any():
+        problem = f"Input {name} contains NaN or infinity"
+        _refuse(not_finite, problem, "drop or impute those rows", first_row)
+    if limit < math.inf:
+        too_large = np.abs(scaled) > limit
+        if too_large.any():
+            problem = f"Input {name} has values beyond float32's range after scaling"
+            advice = "rescale that column, or fit on data that covers its range"
+            _refuse(too_large, problem, advice, first_row)
+
+
+def _refuse(bad: np.ndarray, problem: str, advice: str, first_row: int) -> None:
+    rows = np.flatnonzero(bad.any(axis=1))
+    row, column = rows[0], int(np.flatnonzero(bad[rows[0]])[0])
+    last = first_row + len(bad) - 1
+    more = f" ({len(rows)} such rows in rows {first_row} to {last})" if len(rows) > 1 else ""
+    raise ValueError(f"{problem} in row {first_row + row}, column {column}{more}; {advice}")
 
 
 def validated_x(model: object, X: object, reset: bool, **kwargs: object) -> np.ndarray:

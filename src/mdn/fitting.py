@@ -31,6 +31,7 @@ __all__ = [
     "fit_recalibration",
     "initial_network",
     "member_rows",
+    "recalibrated",
     "seeds",
     "single_members",
     "split_rows",
@@ -182,6 +183,22 @@ def fit_recalibration(
     return values
 
 
+def recalibrated(model: MDN) -> bool:
+    """Whether ``model`` has any recalibration to apply.
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted, with ``member_spread_``, ``component_scale_`` and ``tail_weight_``.
+
+    Returns
+    -------
+    bool
+        False where every fitted recalibration value is the one that changes nothing.
+    """
+    return any(getattr(model, name) != none for name, none in NO_RECALIBRATION.items())
+
+
 def single_members(model) -> list:
     """The members of a fitted ``MDN`` as single fitted models, without recalibration.
 
@@ -201,7 +218,7 @@ def single_members(model) -> list:
     """
     n_members = model.network_.n_models or 1
     if n_members == 1:
-        if all(getattr(model, name) == none for name, none in NO_RECALIBRATION.items()):
+        if not recalibrated(model):
             return [model]
         member = copy.copy(model)  # shares the network; only the recalibration differs
         member.__dict__.update(NO_RECALIBRATION)

@@ -17,7 +17,7 @@ from mdn.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
 from mdn.fitting import NO_RECALIBRATION
 from mdn.io import ModelFileError, read_model_file, write_model_file
 from mdn.nn import MixtureDensityNetwork
-from mdn.params import validate, validate_all
+from mdn.params import Integer, validate_all
 from mdn.preprocessing import SCALERS
 from mdn.runtime import device_available, resolve_device
 from mdn.training import History
@@ -169,7 +169,7 @@ def check_fitted(fitted: dict[str, object]) -> None:
     if unknown or missing:
         raise ValueError(f"fitted values unknown: {sorted(unknown)}, missing: {sorted(missing)}")
     for name in ("n_features_in_", "n_outputs_"):
-        validate("n_mix", fitted[name])  # the rule of a positive integer
+        Integer().check(name, fitted[name])
     if not isinstance(fitted["output_1d_"], bool) or (fitted["output_1d_"] and
                                                       fitted["n_outputs_"] != 1):  # fmt: skip
         raise ValueError("output_1d_ must be a bool, True only for one target")

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from mdn import calibration, metrics
 from mdn.data import check_scaled, like_input, num_rows, to_numpy, validated_x
-from mdn.fitting import NO_RECALIBRATION, single_members
+from mdn.fitting import recalibrated, single_members
 from mdn.mixture import GaussianMixture
 from mdn.params import POINTS
 from mdn.runtime import denormals_flushed
@@ -37,7 +37,6 @@ __all__ = [
     "in_target_space",
     "median_of_members",
     "member_distributions",
-    "recalibrated",
 ]
 
 Distribution = GaussianMixture | LogGaussianMixture
@@ -79,22 +78,6 @@ def member_distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Gaus
         # float64 from here: user units may be far from 1, and densities are compared
         # against other float64 tools.
         yield rows, unscale(scaled.to(torch.float64))
-
-
-def recalibrated(model: MDN) -> bool:
-    """Whether ``model`` has any recalibration to apply.
-
-    Parameters
-    ----------
-    model : MDN
-        Fitted, with ``member_spread_``, ``component_scale_`` and ``tail_weight_``.
-
-    Returns
-    -------
-    bool
-        False where every fitted recalibration value is the one that changes nothing.
-    """
-    return any(getattr(model, name) != none for name, none in NO_RECALIBRATION.items())
 
 
 def distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Distribution]]:

@@ -29,7 +29,6 @@ __all__ = [
     "foreach_lerp_",
     "fused_adam_",
     "fused_adam_available",
-    "relu_backward",
     "relu_backward_kernel",
 ]
 
@@ -107,38 +106,17 @@ def fused_adam_available(device: torch.device, dtype: torch.dtype) -> bool:
 
 
 @functools.cache
-def _threshold_backward_works() -> bool:
-    ones = torch.ones(2)
-    return _probe(lambda: torch.ops.aten.threshold_backward(ones, ones, 0))
-
-
-def relu_backward(grad: Tensor, inputs: Tensor) -> Tensor:
-    """The gradient through a ReLU: ``grad`` where ``inputs > 0``, else 0.
-
-    Parameters
-    ----------
-    grad : Tensor
-        Gradient with respect to the ReLU's output.
-    inputs : Tensor
-        The ReLU's input (or its output: both are positive at the same places).
-
-    Returns
-    -------
-    Tensor
-    """
-    return relu_backward_kernel()(grad, inputs)
-
-
-@functools.cache
 def relu_backward_kernel() -> Callable[[Tensor, Tensor], Tensor]:
-    """``relu_backward`` as one kernel call where torch has it, for loops to look up once.
+    """The gradient through a ReLU, ``(grad, inputs) -> grad where inputs > 0, else 0``:
+    one kernel call where torch has it, for loops to look up once.
 
     Returns
     -------
     callable
-        ``(grad, inputs) -> Tensor``.
+        ``(grad, inputs) -> Tensor``; ``inputs`` may be the ReLU's input or its output.
     """
-    if _threshold_backward_works():
+    ones = torch.ones(2)
+    if _probe(lambda: torch.ops.aten.threshold_backward(ones, ones, 0)):
         return functools.partial(torch.ops.aten.threshold_backward, threshold=0)
     return lambda grad, inputs: torch.where(inputs > 0, grad, 0.0)
 
