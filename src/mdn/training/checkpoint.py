@@ -141,9 +141,9 @@ def _state(run: _Run) -> tuple[dict[str, Tensor], dict[str, object]]:
 
 
 def _restore(run: _Run, tensors: dict[str, Tensor], state: dict) -> None:
-    device = run.device
-    tensors = {k: v.to(device) if not k.startswith("generator.") and not k.startswith(
-        "record.") else v for k, v in tensors.items()}  # fmt: skip
+    # Generator states and the members' records live on the CPU; the rest with the network.
+    on_cpu = ("generator.", "record.")
+    tensors = {k: v if k.startswith(on_cpu) else v.to(run.device) for k, v in tensors.items()}
     run.step = state["step"]
     run.rates = list(state["rates"])
     run.history = History(**state["history"])
