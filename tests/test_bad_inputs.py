@@ -169,8 +169,8 @@ def test_the_count_of_bad_rows_says_which_rows_it_counts(chunked_model, data):
 # ---------------------------------------------------------------- fitting: bad X and y
 OVERFLOWED_VARIANCE = (
     "StandardScaler's variance overflows on the one value 1e300, its scale falls back to 1, "
-    "so every row is beyond float32 after scaling and the message names row 0 ('60 rows in "
-    "all') instead of row 5, the value that is out of range"
+    "so every row is beyond float32 after scaling and the message names row 0 (of 60 such "
+    "rows) instead of row 5, the value that is out of range"
 )
 
 
