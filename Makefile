@@ -18,8 +18,9 @@ $(VENV)/.demo-installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[plot]'
 	touch $@
 
+# The optional features too (command line, ONNX, scenes), so that their tests run.
 $(VENV)/.test-installed: $(VENV)/.demo-installed
-	$(PIP) -e '.[test,plot]'
+	$(PIP) -e '.[test,plot,io,onnx,raster,geotiff]'
 	touch $@
 
 demo: $(VENV)/.demo-installed

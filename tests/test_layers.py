@@ -11,14 +11,24 @@ import mdn
 
 #: Lowest first. A module may import modules of earlier layers only.
 LAYERS = [
-    ["runtime", "torch_internals", "io", "data", "preprocessing", "datasets", "plotting"],
-    ["params", "fastpath"],
+    [
+        "runtime",
+        "torch_internals",
+        "io",
+        "data",
+        "preprocessing",
+        "datasets",
+        "plotting",
+        "metrics.points",
+        "numpy_mixture",
+    ],
+    ["params", "fastpath", "onnx"],
     ["mixture_params", "mixture_solvers", "layers"],
     ["mixture_marginals", "mixture_moments"],
     ["mixture"],
     ["transforms", "calibration", "nn"],
     [
-        "metrics",
+        "metrics.scores",
         "training.history",
         "training.batches",
         "training.ddp",
@@ -26,13 +36,18 @@ LAYERS = [
         "training.averaging",
         "training.stopping",
     ],
-    ["training.checkpoint"],
-    ["training.loop"],
+    ["training.checkpoint", "metrics.reports"],
+    ["training.loop", "metrics"],
     ["training"],
     ["fitting"],
-    ["persistence", "prediction"],
+    ["persistence", "prediction", "baselines"],
+    ["onnx_export"],
     ["estimator"],
-    ["distributed", ""],  # "" is the package itself, mdn/__init__.py
+    ["distributed", "crossval", "figures"],
+    ["cli.tables", "cli.report", "cli.main"],
+    ["cli.settings", "cli.inputs"],
+    ["cli.train", "cli.use", "cli.figure", "cli.export"],
+    ["cli", "cli.__main__", ""],  # "" is the package itself, mdn/__init__.py
 ]
 ROOT = Path(mdn.__file__).parent
 

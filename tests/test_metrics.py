@@ -108,8 +108,9 @@ def test_point_errors():
     assert metrics.sspb(2 * y, y) == pytest.approx(100.0)
     assert metrics.sspb(y / 2, y) == pytest.approx(-100.0)
     assert metrics.mdsa(y, y) == 0.0
-    with pytest.raises(ValueError, match="positive"):
-        metrics.mdsa(y - 2, y)
+    assert metrics.mdsa(y - 2, y) == pytest.approx(100.0)  # only (2, 4) is a valid pair
+    with pytest.raises(ValueError, match="positive, finite"):
+        metrics.mdsa(y - 5, y)
     with pytest.raises(ValueError, match="differ in shape"):
         metrics.rmse(y[:2], y)
 

@@ -180,6 +180,9 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         for ensembles also ``member_val_nll`` and ``member_best_step``.
     n_iter_ : int
         Iterations run.
+    validation_rows_ : ndarray or None
+        The rows of the data (after dropping those without any observed target) held out for
+        validation, None without validation. Not saved in model files.
     member_spread_, component_scale_, tail_weight_ : float
         The recalibration fitted on the validation rows (1.0, 1.0 and 0.0: none).
     members_ : list of MDN
@@ -329,6 +332,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
                 checkpoint=checkpoint_for(self, X, y),
             )
         self.network_ = network
+        self.validation_rows_ = None if val_rows is None else val_rows.numpy()
         warn_if_worse_than_constant(history, y_all[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
         self.history_ = history.as_dict()
@@ -400,6 +404,22 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "network_")
         write_model(self, path)
+
+    def export_onnx(self, path: str | os.PathLike) -> None:
+        """Write the fitted model as an ONNX graph from raw features to its mixture's
+        parameters, for ``mdn.onnx.OnnxPredictor`` (NumPy and onnxruntime, no PyTorch).
+
+        See ``mdn.onnx_export`` for the graph's outputs and metadata. Needs the extra
+        ``mdn[onnx]``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.onnx`` file to write (atomically).
+        """
+        from mdn.onnx_export import export_onnx  # the optional onnx packages load only here
+
+        export_onnx(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> MDN:

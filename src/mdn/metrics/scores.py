@@ -1,27 +1,10 @@
-"""Scores of predicted distributions against observed targets.
-
-Every function takes a predicted distribution (a ``GaussianMixture`` or
-``LogGaussianMixture`` with batch shape (N,), as ``MDN.predict_dist`` returns) or point
-estimates, and observed targets ``y`` of shape (N,) or (N, D). Lower is better for NLL,
-CRPS, calibration error, RMSE, MAE, MdSA and |SSPB|; a calibrated model's central intervals
-cover their nominal share of the targets. ``report`` gathers them; ``MDN.evaluate`` calls it.
-
-Examples
---------
->>> import torch
->>> from mdn import GaussianMixture
->>> from mdn import metrics
->>> dist = GaussianMixture.from_params(torch.ones(3, 1), torch.zeros(3, 1, 1),
-...                                    torch.ones(3, 1, 1, 1))
->>> round(metrics.nll(dist, [0.0, 1.0, -1.0]), 4)
-1.2523
-"""
+"""Proper scores of predicted distributions: NLL, CRPS and the energy score, the PIT and
+its calibration error, and the coverage of central intervals."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,30 +13,13 @@ from numpy.typing import ArrayLike
 from mdn.mixture import GaussianMixture
 from mdn.transforms import LogGaussianMixture
 
-if TYPE_CHECKING:
-    from typing import Protocol
-
-    class Predictor(Protocol):
-        """What ``evaluate`` needs of a model (``MDN`` has it)."""
-
-        def predict_dist(self, X: ArrayLike) -> GaussianMixture | LogGaussianMixture: ...
-
-        def predict(self, X: ArrayLike, point: str = ...) -> ArrayLike: ...
-
-
 __all__ = [
     "calibration_error",
     "coverage",
     "crps",
     "energy_score",
-    "evaluate",
-    "mae",
-    "mdsa",
     "nll",
     "pit",
-    "report",
-    "rmse",
-    "sspb",
 ]
 
 Distribution = GaussianMixture | LogGaussianMixture
@@ -249,168 +215,3 @@ def coverage(
         lower, upper = dist.interval(level)
         out[level] = float(((lower <= targets) & (targets <= upper)).double().mean())
     return out
-
-
-def _points(point: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    point, y = np.asarray(point, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if point.shape != y.shape:
-        raise ValueError(f"point estimates {point.shape} and y {y.shape} differ in shape")
-    return point, y
-
-
-def rmse(point: ArrayLike, y: ArrayLike) -> float:
-    """Root mean squared error of point estimates (all dimensions pooled).
-
-    Parameters
-    ----------
-    point : array-like
-        Estimates, the shape of ``y``.
-    y : array-like of shape (N,) or (N, D)
-
-    Returns
-    -------
-    float
-    """
-    point, y = _points(point, y)
-    return float(np.sqrt(np.mean((point - y) ** 2)))
-
-
-def mae(point: ArrayLike, y: ArrayLike) -> float:
-    """Mean absolute error of point estimates (all dimensions pooled).
-
-    Parameters
-    ----------
-    point : array-like
-        Estimates of ``y``, in its shape.
-    y : array-like of shape (N,) or (N, D)
-
-    Returns
-    -------
-    float
-        In the units of ``y``.
-    """
-    point, y = _points(point, y)
-    return float(np.mean(np.abs(point - y)))
-
-
-def _log_ratios(point: ArrayLike, y: ArrayLike) -> np.ndarray:
-    point, y = _points(point, y)
-    if np.any(point <= 0) or np.any(y <= 0):
-        raise ValueError(
-            "MdSA and SSPB need positive estimates and targets (they compare "
-            "log ratios, as for chlorophyll-a)"
-        )
-    return np.log(point / y)
-
-
-def mdsa(point: ArrayLike, y: ArrayLike) -> float:
-    """Median symmetric accuracy, %: ``100 (exp(median |log(point / y)|) - 1)`` (Morley 2018).
-
-    Parameters
-    ----------
-    point : array-like
-        Positive estimates, the shape of ``y``.
-    y : array-like
-        Positive targets.
-
-    Returns
-    -------
-    float
-    """
-    return float(100 * (np.exp(np.median(np.abs(_log_ratios(point, y)))) - 1))
-
-
-def sspb(point: ArrayLike, y: ArrayLike) -> float:
-    """Symmetric signed percentage bias, %: ``100 sign(m) (exp(|m|) - 1)``, m the median
-    log ratio of estimates to targets (Morley 2018).
-
-    Parameters
-    ----------
-    point : array-like
-        Positive estimates in the shape of ``y``.
-    y : array-like
-        Positive targets.
-
-    Returns
-    -------
-    float
-        Positive where the estimates run high.
-    """
-    m = float(np.median(_log_ratios(point, y)))
-    return float(100 * np.sign(m) * (np.exp(abs(m)) - 1))
-
-
-def report(
-    dist: Distribution,
-    y: ArrayLike,
-    points: dict[str, np.ndarray] | None = None,
-    levels: Sequence[float] = LEVELS,
-) -> dict[str, float]:
-    """NLL, CRPS, calibration error, interval coverage and errors of point estimates.
-
-    Parameters
-    ----------
-    dist : GaussianMixture or LogGaussianMixture
-        The predicted distributions, batch shape (N,).
-    y : array-like of shape (N,) or (N, D)
-    points : dict of str to array, optional
-        Point estimates by name (such as ``{"mean": ..., "top": ...}``), each the shape of
-        ``y``: their RMSE and MAE are reported as ``rmse_<name>`` and ``mae_<name>``.
-    levels : sequence of float
-        Nominal coverages of the central intervals to check.
-
-    Returns
-    -------
-    dict of str to float
-        ``n``, ``nll``, ``crps`` (the mean), ``calibration_error``, ``coverage_<level>``
-        (level in %) and ``rmse_<name>`` / ``mae_<name>`` for each of ``points``.
-    """
-    out = {
-        "n": float(len(dist)),
-        "nll": nll(dist, y),
-        "crps": float(np.mean(crps(dist, y))),
-        "calibration_error": calibration_error(pit(dist, y)),
-    }
-    for level, share in coverage(dist, y, levels).items():
-        out[f"coverage_{round(100 * level):d}"] = share
-    for name, point in (points or {}).items():
-        out[f"rmse_{name}"] = rmse(point, y)
-        out[f"mae_{name}"] = mae(point, y)
-    return out
-
-
-def evaluate(
-    model: Predictor,
-    X: ArrayLike,
-    y: ArrayLike,
-    points: Sequence[str] = ("mean", "top"),
-    levels: Sequence[float] = LEVELS,
-) -> dict[str, float]:
-    """``report`` for a fitted model's predictions of ``X`` (anything with ``predict_dist``
-    and ``predict(X, point=...)``, such as ``MDN``).
-
-    Parameters
-    ----------
-    model : MDN or similar
-        Fitted.
-    X : array-like of shape (N, p)
-    y : array-like of shape (N,) or (N, D)
-    points : sequence of str
-        Point estimates (``predict``'s ``point``) whose errors to report.
-    levels : sequence of float
-        As in ``report``.
-
-    Returns
-    -------
-    dict
-        ``n``, ``nll``, ``crps``, ``calibration_error``, ``coverage_<level>`` and
-        ``rmse_<point>`` / ``mae_<point>`` for each of ``points``; ``pandas.Series(result)``
-        makes it a table.
-    """
-    dist = model.predict_dist(X)
-    targets = _targets(dist, y).cpu().numpy()
-    estimates = {
-        p: np.asarray(model.predict(X, point=p), dtype=np.float64).reshape(targets.shape)
-        for p in points
-    }
-    return report(dist, targets, estimates, levels)

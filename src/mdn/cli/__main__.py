@@ -1,0 +1,5 @@
+"""``python -m mdn.cli``: the ``mdn`` command."""
+
+from mdn.cli import main
+
+main()
