@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from mdn import MDN, REFERENCE, GaussianMixture, LogGaussianMixture
@@ -309,6 +309,8 @@ def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedul
     assert (reference.combine, reference.bagging, reference.clip_grad) == ("median", 0.75, None)
     assert (reference.l2, reference.epsilon, reference.lr_schedule) == (1e-3, 1e-3, "constant")
     assert reference.ema_decay is None  # the reference keeps its last step's weights
+    assert reference.scaler_y.feature_range == (-1, 1)  # as the original scales its targets
+    assert REFERENCE["scaler_y"].get_params() == MinMaxScaler((-1, 1)).get_params()
     assert (reference.member_spread_, reference.component_scale_) == (1.0, 1.0)
     members = reference.predict_members(X[:5])
     np.testing.assert_allclose(reference.predict(X[:5]), np.median(members, axis=0))
