@@ -52,7 +52,7 @@ def protocol_splits(
     return out
 
 
-def _score_model(model: MDN, X: np.ndarray, y: np.ndarray, point: str) -> list[dict]:
+def _score_model(model: MDN, X: np.ndarray, y: np.ndarray, point: str | None) -> list[dict]:
     estimate = np.asarray(model.predict(X, point=point), dtype=np.float64)
     return per_target(model.predict_dist(X), y, estimate)
 
@@ -69,7 +69,7 @@ def _score_baseline(estimate: np.ndarray, y: np.ndarray) -> list[dict]:
     return rows
 
 
-def _one_fit(params: dict, X, y, train, test, seed: int, point: str) -> list[dict]:
+def _one_fit(params: dict, X, y, train, test, seed: int, point: str | None) -> list[dict]:
     start = time.perf_counter()
     model = MDN(**{"random_state": seed, "verbose": 0, **params}).fit(X[train], y[train])
     seconds = time.perf_counter() - start

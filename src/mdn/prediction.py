@@ -18,7 +18,7 @@ from mdn import calibration, metrics
 from mdn.data import check_scaled, like_input, num_rows, to_numpy, validated_x
 from mdn.fitting import recalibrated, single_members
 from mdn.mixture import GaussianMixture
-from mdn.params import POINTS
+from mdn.params import AUTO_POINTS, POINTS
 from mdn.runtime import denormals_flushed
 from mdn.transforms import AffineTransform, LogGaussianMixture
 
@@ -185,9 +185,27 @@ def collect(
     return out[..., 0] if model.output_1d_ else out
 
 
-def _check_point(point: str) -> None:
+def resolved_point(model: MDN, point: str | None) -> str:
+    """``point``, or the model's default where it is None (its ``point`` parameter, with
+    "auto" read from ``AUTO_POINTS`` by the target transform).
+
+    Parameters
+    ----------
+    model : MDN
+    point : str or None
+
+    Returns
+    -------
+    str
+        One of ``POINTS``.
+    """
+    if point is None:
+        point = getattr(model, "point", "auto")
+        if point == "auto":
+            point = AUTO_POINTS[model.target_transform]
     if point not in POINTS:
         raise ValueError(f"point must be one of {POINTS}, got {point!r}")
+    return point
 
 
 class MixturePredictorMixin:
@@ -201,23 +219,24 @@ class MixturePredictorMixin:
         return self.network_.n_models or 1
 
     @denormals_flushed()
-    def predict(self, X: ArrayLike, point: str = "top") -> Predictions:
+    def predict(self, X: ArrayLike, point: str | None = None) -> Predictions:
         """Point estimates, shape (n,) for a 1-D target or (n, D).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        point : {"top", "mean", "mode", "median"}
+        point : {"top", "mean", "mode", "median"}, optional
             "top": mean of the heaviest component (the reference model's estimate; for a
             log target, its median); "mean": mixture mean; "mode": highest-density point;
             "median": median of each target's marginal. An ensemble joins its members as
-            ``combine`` says.
+            ``combine`` says. Default: the model's ``point`` ("median" for a log target,
+            else "top").
 
         Returns
         -------
         ndarray, or a pandas Series/DataFrame on X's index when X is a pandas DataFrame
         """
-        _check_point(point)
+        point = resolved_point(self, point)
         if self._n_members > 1 and self.combine == "median":
             values = collect(self, X, lambda mixture: median_of_members(self, mixture, point),
                              members=True)  # fmt: skip
@@ -226,7 +245,7 @@ class MixturePredictorMixin:
         return like_input(values, X, self.target_names_)
 
     @denormals_flushed()
-    def predict_members(self, X: ArrayLike, point: str = "top") -> np.ndarray:
+    def predict_members(self, X: ArrayLike, point: str | None = None) -> np.ndarray:
         """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
 
         Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
@@ -235,13 +254,14 @@ class MixturePredictorMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        point : {"top", "mean", "mode", "median"}
+        point : {"top", "mean", "mode", "median"}, optional
+            Default: the model's ``point``.
 
         Returns
         -------
         ndarray
         """
-        _check_point(point)
+        point = resolved_point(self, point)
 
         def compute(mixture: GaussianMixture) -> torch.Tensor:
             values = getattr(in_target_space(self, mixture), point)()

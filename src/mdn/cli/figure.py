@@ -21,9 +21,8 @@ FIGURE_TYPES = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg"}
 @click.option(
     "--point",
     type=click.Choice(POINTS),
-    default="top",
-    show_default=True,
-    help="The estimate on the vertical axis.",
+    default=None,
+    help="The estimate on the vertical axis (default: the model's).",
 )
 @click.option("--coverage", default=0.9, show_default=True, help="Interval drawn as bars.")
 @click.option("--rows", default="0,1,2", show_default=True,

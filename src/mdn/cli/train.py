@@ -117,9 +117,8 @@ def _splits(text: str) -> list[int]:
 @click.option(
     "--point",
     type=click.Choice(POINTS),
-    default="median",
-    show_default=True,
-    help="The point estimate the point metrics score.",
+    default=None,
+    help="The point estimate the point metrics score (default: the model's).",
 )
 @click.option("--jobs", "-j", default=1, show_default=True, help="Fits run side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")

@@ -13,11 +13,15 @@ from mdn.cli.tables import check_output_path, numeric_columns, read_table, write
 from mdn.io import read_model_file
 from mdn.metrics import per_target
 from mdn.params import POINTS
+from mdn.prediction import resolved_point
 
 __all__ = ["evaluate", "info", "predict"]
 
 _POINT = click.option(
-    "--point", type=click.Choice(POINTS), default=None, help="The point estimate (default: top)."
+    "--point",
+    type=click.Choice(POINTS),
+    default=None,
+    help="The point estimate (default: the model's, see `mdn info`).",
 )
 
 
@@ -67,7 +71,7 @@ def predict(model_file, data, output, point, interval, samples, seed, id_columns
         raise ValueError(f"no id column {', '.join(map(repr, missing))} in {data}")
     out = table[list(id_columns)].copy()
     names, rows = model_targets(model), np.flatnonzero(usable)
-    chosen = point or "top"
+    chosen = resolved_point(model, point)
 
     def put(suffix: str, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64).reshape(len(rows), len(names))
