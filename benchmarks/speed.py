@@ -6,6 +6,7 @@ median over repeats. Run it on a quiet machine:
 
     .venv/bin/python benchmarks/speed.py               # about 12 minutes on 2 cores
     .venv/bin/python benchmarks/speed.py --quick       # fewer steps and repeats
+    .venv/bin/python benchmarks/speed.py --onnx-only   # ONNX prediction only, a few minutes
 
 Peers run in their own environment (``bash benchmarks/peers-venv.sh``), one subprocess per
 measurement so that TensorFlow and torch never share a process; without it they are
@@ -198,6 +199,66 @@ print(time.perf_counter() - start)
     return {"rows": rows, "rows_per_s": rows / seconds, "seconds": seconds}
 
 
+# Code run in a fresh process: the reference network (7 inputs, 5 x 100 ReLU, K=5) with D
+# full targets and E members, fitted briefly and exported; then MDN.predict,
+# OnnxPredictor.predict and the bare onnxruntime session on ``rows`` rows, on ``threads``
+# threads each, after a warm-up; the repeats interleave the three, and each keeps its best.
+ONNX_SPEED = """
+import json, os, tempfile, time
+import numpy as np, onnxruntime, torch, mdn
+from mdn.onnx import OnnxPredictor
+torch.set_num_threads(1)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2000, 7)); y = x[:, :{d}] + 0.1 * rng.normal(size=(2000, {d}))
+model = mdn.MDN(n_models={members}, n_iter=50, verbose=0, random_state=0).fit(x, y)
+path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+model.export_onnx(path)
+torch.set_num_threads({threads})
+predictor = OnnxPredictor(path, n_threads={threads})
+options = onnxruntime.SessionOptions(); options.intra_op_num_threads = {threads}
+session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+X = rng.normal(size=({rows}, 7))
+step = 8192 // {members}
+
+def graph():
+    for start in range(0, len(X), step):
+        session.run(None, {{"X": X[start:start + step]}})
+
+work = {{"mdn": lambda: model.predict(X), "onnx": lambda: predictor.predict(X), "graph": graph}}
+seconds = {{name: [] for name in work}}
+for name, run in work.items():
+    run()  # warm-up
+for _ in range({repeats}):
+    for name, run in work.items():
+        start = time.perf_counter(); run(); seconds[name].append(time.perf_counter() - start)
+print(json.dumps({{name: {rows} / min(times) for name, times in seconds.items()}}))
+"""
+
+
+def onnx_speed(d: int, members: int, rows: int, threads: int, repeats: int = 3) -> dict:
+    """Rows/s of ``MDN.predict``, ``OnnxPredictor.predict`` and the exported graph alone
+    (``onnxruntime.InferenceSession.run``) for the reference network, in a fresh process."""
+    code = ONNX_SPEED.format(d=d, members=members, rows=rows, threads=threads, repeats=repeats)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def print_onnx_table(rows: int, threads: int) -> None:
+    print(f"\n## Prediction without PyTorch: ONNX (reference network, {rows:.0e} rows)\n")
+    print(f"point 'top', {threads} thread(s); ensembles take the median of their members\n")
+    print("| targets | members | MDN.predict rows/s | OnnxPredictor.predict rows/s "
+          "| onnxruntime graph alone rows/s | OnnxPredictor / MDN |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for d in (1, 3):
+        for members in (1, 5):
+            r = onnx_speed(d, members, rows, threads)
+            print(
+                f"| D={d} full | {members} | {r['mdn']:,.0f} | {r['onnx']:,.0f} | "
+                f"{r['graph']:,.0f} | {r['onnx'] / r['mdn']:.2f}x |",
+                flush=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="timed steps per measurement")
@@ -205,9 +266,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="200 steps, 2 repeats, 10^6 rows")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--onnx-only", action="store_true", help="only the ONNX prediction table")
+    parser.add_argument("--onnx-threads", type=int, default=2, help="threads of the ONNX table")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.repeats = 200, 2
+    if args.onnx_only:
+        print_onnx_table(10**5 if args.quick else 10**6, args.onnx_threads)
+        return
     torch.set_num_threads(1)
     print(
         f"# machine: {platform.processor() or platform.machine()}, "
@@ -315,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     q = interval(100_000)
     print(f"| {q['rows']:.0e} | {q['rows_per_s']:,.0f} | {q['seconds']:.2f} |")
+
+    print_onnx_table(10**5 if args.quick else 10**6, args.onnx_threads)
 
     print("\n## Achieved GFLOP/s against the measured fp32 matmul peak\n")
     peaks = {t: matmul_peak(t) for t in (1, 2)}

@@ -227,6 +227,18 @@ def test_log_prob_minus_inf_1d():
     assert math.isfinite(out[3].item())
 
 
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_log_prob_with_missing_entries_is_the_observed_marginal(covariance):
+    lgm = LogGaussianMixture(random_mixture(covariance, 2, k=2, batch=1, seed=5))
+    y = torch.tensor([[[1.5, math.nan]], [[math.nan, 0.7]], [[math.nan, -1.0]]], dtype=DTYPE)
+    out = lgm.log_prob(y)[:, 0]
+    for row, dim in ((0, 0), (1, 1)):
+        value = y[row, :, dim : dim + 1]
+        expected = lgm.marginal(dim).log_prob(value)[0]
+        assert float(out[row]) == pytest.approx(float(expected), abs=1e-12)
+    assert float(out[2]) == -math.inf  # an observed entry <= 0 still has density 0
+
+
 def test_samples_are_exp_of_base_samples_and_positive():
     base = random_mixture("full", 2, k=3, batch=4, seed=7)
     lgm = LogGaussianMixture(base)

@@ -142,16 +142,19 @@ class LogGaussianMixture:
         Parameters
         ----------
         y : Tensor of shape (..., *B, D)
-            A point with any entry <= 0 has log-density ``-inf``.
+            A point with any entry <= 0 has log-density ``-inf``; NaN entries are missing
+            (the density of the observed ones' marginal).
 
         Returns
         -------
         Tensor of shape (..., *B)
         """
         y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
-        positive = (y > 0).all(-1)
-        log_y = torch.where(y > 0, y, 1.0).log()
-        density = self.base.log_prob(log_y) - log_y.sum(-1)
+        missing = torch.isnan(y)
+        positive = ((y > 0) | missing).all(-1)
+        # Missing entries stay NaN, so that the base marginalises them out.
+        log_y = torch.where(missing, torch.nan, torch.where(y > 0, y, 1.0).log())
+        density = self.base.log_prob(log_y) - log_y.nansum(-1)
         return torch.where(positive, density, -torch.inf)
 
     def cdf(self, y: Tensor) -> Tensor:

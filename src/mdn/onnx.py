@@ -1,0 +1,359 @@
+"""Predictions from an exported ``MDN`` with NumPy and onnxruntime alone: no torch.
+
+``MDN.export_onnx(path)`` (``mdn export MODEL -o model.onnx`` on the command line) writes a
+graph from raw features to the mixture's parameters (see ``mdn.onnx_export``);
+``OnnxPredictor(path)`` runs it a chunk of rows at a time and does the mixture maths in
+NumPy (``mdn.numpy_mixture``), giving what ``MDN``'s methods give. This module imports
+neither torch nor mdn's torch modules, so it runs in a lean container or on a Dask worker
+with ``pip install numpy onnxruntime``.
+
+Examples
+--------
+>>> from mdn.onnx import OnnxPredictor  # doctest: +SKIP
+>>> predictor = OnnxPredictor("model.onnx")  # doctest: +SKIP
+>>> predictor.predict(X), predictor.predict_interval(X, coverage=0.9)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from mdn.numpy_mixture import LogNumpyMixture, NumpyMixture
+
+__all__ = ["FORMAT_VERSION", "INPUT", "MEMBER_OUTPUTS", "OUTPUTS", "POINTS", "OnnxPredictor"]
+
+#: Version of the graph's inputs, outputs and metadata (``mdn.onnx_export`` writes it).
+FORMAT_VERSION = 1
+#: The graph's input: raw features, float64 (N, n_features).
+INPUT = "X"
+#: The predictive mixture: recalibrated, members pooled.
+OUTPUTS = ("log_weights", "means", "scale")
+#: Each member's mixture without recalibration, a leading member axis (E = 1 for one network).
+MEMBER_OUTPUTS = ("member_log_weights", "member_means", "member_scale")
+POINTS = ("top", "mean", "mode", "median")
+
+Mixture = NumpyMixture | LogNumpyMixture
+
+
+class OnnxPredictor:
+    """A fitted ``MDN`` exported to ONNX, predicting with onnxruntime and NumPy.
+
+    Its methods take and return what ``MDN``'s do (NumPy arrays, or pandas on X's index
+    when X is a pandas DataFrame) and agree with them to floating-point precision, except
+    ``sample``, whose draws come from NumPy's generator instead of torch's.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by ``MDN.export_onnx``.
+    chunk_size : int, default=8192
+        Rows per run of the graph (divided among ensemble members, as in ``MDN``), bounding
+        memory for any number of rows.
+    n_threads : int or None, default=None
+        onnxruntime's intra-op threads; None lets it choose (one per physical core).
+
+    Attributes
+    ----------
+    metadata : dict
+        The file's metadata, decoded: names, sizes, covariance type, target transform,
+        recalibration values, the mdn version that wrote it.
+    n_features_in_, n_outputs_ : int
+    feature_names_in_ : ndarray of str
+        Present when the model was fitted on named columns.
+    target_names_ : list of str or None
+    target_transform : str or None
+    combine : str
+    n_models : int
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, *, chunk_size: int = 8192, n_threads: int | None = None
+    ) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError(
+                "OnnxPredictor needs onnxruntime: pip install 'mdn[onnx]' (or onnxruntime)"
+            ) from None
+        for name, value in (("chunk_size", chunk_size), ("n_threads", n_threads)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        options = onnxruntime.SessionOptions()
+        if n_threads is not None:
+            options.intra_op_num_threads = int(n_threads)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no ONNX file at {path}")
+        try:
+            self._session = onnxruntime.InferenceSession(
+                os.fspath(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime's own types, whatever the damage
+            raise ValueError(f"{path} is not an ONNX file onnxruntime can read: {error}") from None
+        self.metadata = _read_metadata(path, self._session.get_modelmeta().custom_metadata_map)
+        meta = self.metadata
+        self.chunk_size = int(chunk_size)
+        self.n_features_in_, self.n_outputs_ = meta["n_features"], meta["n_targets"]
+        if meta["feature_names"] is not None:
+            self.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
+        self.target_names_, self.output_1d_ = meta["target_names"], meta["output_1d"]
+        self.target_transform, self.combine = meta["target_transform"], meta["combine"]
+        self.n_models = meta["n_models"]
+        self._covariance = "full" if meta["scale_layout"] == "scale_tril" else "diag"
+
+    def _point(self, point: str | None) -> str:
+        """``point``, or the model's default (written by files of format 2 on)."""
+        point = self.metadata.get("point", "top") if point is None else point
+        if point not in POINTS:
+            raise ValueError(f"point must be one of {POINTS}, got {point!r}")
+        return point
+
+    def __repr__(self) -> str:
+        meta = self.metadata
+        return (
+            f"OnnxPredictor(n_features={meta['n_features']}, n_targets={meta['n_targets']}, "
+            f"covariance={meta['covariance']!r}, n_models={meta['n_models']}, "
+            f"target_transform={meta['target_transform']!r})"
+        )
+
+    # ------------------------------------------------------------------ running the graph
+    def _chunks(self, X: object) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """The graph's outputs a chunk of rows at a time."""
+        X = self._features(X)
+        step = max(1, self.chunk_size // self.n_models)
+        for start in range(0, len(X), step):
+            rows = slice(start, start + step)
+            outputs = self._session.run(None, {INPUT: X[rows]})
+            names = [o.name for o in self._session.get_outputs()]
+            yield rows, dict(zip(names, outputs, strict=True))
+
+    def _in_target_space(self, mixture: NumpyMixture) -> Mixture:
+        return LogNumpyMixture(mixture) if self.target_transform == "log" else mixture
+
+    def _distribution(self, outputs: dict[str, np.ndarray]) -> Mixture:
+        parts = (outputs[name] for name in OUTPUTS)
+        return self._in_target_space(NumpyMixture(*parts, self._covariance))
+
+    def _members(self, outputs: dict[str, np.ndarray]) -> Mixture:
+        parts = (outputs[name] for name in MEMBER_OUTPUTS)
+        return self._in_target_space(NumpyMixture(*parts, self._covariance))
+
+    def _collect(self, X: object, compute, row_axis: int = 0, members: bool = False) -> np.ndarray:
+        """``compute`` (mixture -> array ending in the target axis) chunk by chunk, joined
+        along ``row_axis``; the target axis dropped for a 1-D target, as ``MDN`` does."""
+        out = None
+        n = _num_rows(X)
+        for rows, outputs in self._chunks(X):
+            part = compute(self._members(outputs) if members else self._distribution(outputs))
+            if out is None:
+                shape = list(part.shape)
+                shape[row_axis] = n
+                out = np.empty(shape, dtype=part.dtype)
+            out[(slice(None),) * row_axis + (rows,)] = part
+        return out[..., 0] if self.output_1d_ else out
+
+    # ------------------------------------------------------------------ predictions
+    def predict(self, X: object, point: str | None = None) -> object:
+        """Point estimates, as ``MDN.predict``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}, optional
+            An ensemble joins its members as the model's ``combine`` says. Default: the
+            model's, as ``MDN.predict`` ("median" for a log target, else "top").
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, D), or pandas on X's index for a DataFrame
+        """
+        point = self._point(point)
+        if self.n_models > 1 and self.combine == "median":
+            values = self._collect(
+                X, lambda m: np.median(getattr(m, point)(), axis=0), members=True
+            )
+        else:
+            values = self._collect(X, lambda dist: getattr(dist, point)())
+        return _like_input(values, X, self.target_names_)
+
+    def predict_members(self, X: object, point: str | None = None) -> np.ndarray:
+        """Each member's point estimate, as ``MDN.predict_members``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}, optional
+            Default: the model's.
+
+        Returns
+        -------
+        ndarray of shape (E, n) or (E, n, D)
+        """
+        point = self._point(point)
+        return self._collect(X, lambda m: getattr(m, point)(), row_axis=1, members=True)
+
+    def predict_interval(self, X: object, coverage: float = 0.9) -> tuple[object, object]:
+        """Central interval of each target's marginal, as ``MDN.predict_interval``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float
+            Strictly between 0 and 1.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n,) or (n, D)
+            pandas on X's index for a DataFrame.
+        """
+        if isinstance(coverage, bool) or not (
+            isinstance(coverage, numbers.Real) and 0 < coverage < 1
+        ):
+            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        bounds = self._collect(X, lambda dist: np.stack(dist.interval(coverage)), row_axis=1)
+        names = self.target_names_
+        return _like_input(bounds[0], X, names), _like_input(bounds[1], X, names)
+
+    def predict_dist(self, X: object) -> Mixture:
+        """The predicted distribution of every row in the user's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        NumpyMixture or LogNumpyMixture
+            Batch shape (n,); a ``LogNumpyMixture`` for a log target.
+        """
+        parts = [outputs for _, outputs in self._chunks(X)]
+        joined = {name: np.concatenate([p[name] for p in parts]) for name in OUTPUTS}
+        return self._distribution(joined)
+
+    def log_prob(self, X: object, y: object) -> np.ndarray:
+        """Log-density of ``y`` under p(y|x), as ``MDN.log_prob``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            NaN marks a missing value: the density is then the marginal's.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        y = self._targets(X, y)
+        out = np.empty(len(y))
+        for rows, outputs in self._chunks(X):
+            out[rows] = self._distribution(outputs).log_prob(y[rows])
+        return out
+
+    def sample(
+        self, X: object, n_samples: int = 1, random_state: int | np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Draw from p(y|x) with NumPy's generator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_samples : int
+            Draws per row.
+        random_state : int, numpy.random.Generator or None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n) or (n_samples, n, D)
+        """
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        rng = np.random.default_rng(random_state)
+        return self._collect(X, lambda dist: dist.sample(int(n_samples), rng), row_axis=1)
+
+    # ------------------------------------------------------------------ input checks
+    def _features(self, X: object) -> np.ndarray:
+        names = getattr(self, "feature_names_in_", None)
+        columns = getattr(X, "columns", None)
+        if names is not None and columns is not None and [str(c) for c in columns] != list(names):
+            raise ValueError(
+                f"X's columns {[str(c) for c in columns]} are not the features the model was "
+                f"fitted on, {list(names)}: select and order them as at fit time"
+            )
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"X must hold numbers only ({error})") from None
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_ or len(X) == 0:
+            hint = "; reshape one feature with X.reshape(-1, 1)" if X.ndim == 1 else ""
+            raise ValueError(
+                f"X must have shape (n_rows, {self.n_features_in_}) with at least one row, got "
+                f"{X.shape}{hint}"
+            )
+        bad = ~np.isfinite(X)
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise ValueError(
+                f"X holds {X[row, column]} at row {row}, column {column}: predictions need "
+                "finite inputs (drop or fill those rows)"
+            )
+        return np.ascontiguousarray(X)
+
+    def _targets(self, X: object, y: object) -> np.ndarray:
+        if y is None:
+            raise ValueError("y is None; pass the targets whose density to evaluate")
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"y must hold numbers only ({error})") from None
+        if y.ndim == 1 and self.n_outputs_ == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y must have {self.n_outputs_} target column(s) as at fit time, got shape "
+                f"{y.shape}"
+            )
+        if np.isinf(y).any():
+            raise ValueError("y holds infinity; mark a missing target with NaN")
+        if len(y) != _num_rows(X):
+            raise ValueError(f"X and y have different numbers of rows: {_num_rows(X)} and {len(y)}")
+        return y
+
+
+def _read_metadata(path: str | os.PathLike, raw: dict[str, str]) -> dict[str, object]:
+    if "mdn_onnx_format" not in raw:
+        raise ValueError(f"{path} is not an ONNX file written by mdn (MDN.export_onnx)")
+    try:
+        meta = {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} holds metadata that is not mdn's: {error}") from None
+    if meta["mdn_onnx_format"] > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written by a newer mdn (format {meta['mdn_onnx_format']}, this one "
+            f"reads {FORMAT_VERSION}): upgrade mdn"
+        )
+    return meta
+
+
+def _num_rows(data: object) -> int:
+    return data.shape[0] if hasattr(data, "shape") else len(data)
+
+
+def _like_input(values: np.ndarray, X: object, names: list[str] | None) -> object:
+    """pandas on X's index when X is a pandas DataFrame (as ``MDN`` returns), else values."""
+    if not type(X).__module__.startswith("pandas"):
+        return values
+    import pandas as pd
+
+    if values.ndim == 1:
+        return pd.Series(values, index=X.index, name=names[0] if names else None)
+    return pd.DataFrame(values, index=X.index, columns=names)
