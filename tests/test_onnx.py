@@ -15,20 +15,22 @@ import sys
 import textwrap
 
 import numpy as np
-import onnx
-import onnxruntime
-import pandas as pd
 import pytest
-from click.testing import CliRunner
-from scipy import special, stats
 
-import mdn
-from mdn import MDN
-from mdn.cli import main
-from mdn.numpy_mixture import LogNumpyMixture, NumpyMixture
-from mdn.numpy_solvers import ndtr, ndtri
-from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor
-from mdn.prediction import distributions, member_distributions
+onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'mdn[onnx]'")
+onnxruntime = pytest.importorskip("onnxruntime", reason="needs the onnx extra")
+pytest.importorskip("onnxscript", reason="needs the onnx extra")
+import pandas as pd  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from scipy import special, stats  # noqa: E402
+
+import mdn  # noqa: E402
+from mdn import MDN  # noqa: E402
+from mdn.cli import main  # noqa: E402
+from mdn.numpy_mixture import LogNumpyMixture, NumpyMixture  # noqa: E402
+from mdn.numpy_solvers import ndtr, ndtri  # noqa: E402
+from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor  # noqa: E402
+from mdn.prediction import distributions, member_distributions  # noqa: E402
 
 #: (covariance, D, members, target transform, recalibration, how it is exported): every
 #: level of each, and every branch of the graph (a spherical model stays spherical under an
