@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from mdn.params import POINTS
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM
-from mdn.raster.optional import require
+from mdn.raster.cluster import local_cluster
 from mdn.raster.predict import predict
 from mdn.raster.readers import DEFAULT_CHUNKS
 from mdn.raster.writers import check_scene_output, write_scene
@@ -34,12 +32,7 @@ def _run(scene, output, quiet, workers) -> None:
     if not workers:
         write_scene(scene, output, progress=not quiet)
         return
-    distributed = require("distributed", "--workers")
-    with (
-        distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                 dashboard_address=None, silence_logs=logging.ERROR) as cluster,
-        distributed.Client(cluster),
-    ):  # fmt: skip
+    with local_cluster(workers):
         write_scene(scene, output, progress=not quiet)
 
 
@@ -68,9 +61,8 @@ def _run(scene, output, quiet, workers) -> None:
 @click.option(
     "--point",
     type=click.Choice(POINTS),
-    default="top",
-    show_default=True,
-    help="The point estimate.",
+    default=None,
+    help="The point estimate (default: the model's, see `mdn info`).",
 )
 @click.option(
     "--interval",

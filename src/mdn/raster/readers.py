@@ -1,0 +1,199 @@
+"""Scenes from the files users have, as one xarray Dataset of remote-sensing reflectance
+(Rrs, sr^-1) with a variable per band, read lazily a window at a time.
+
+Layouts read (the first that fits, in this order):
+
+- SeaDAS (NASA OBPG) Level-2 NetCDF: ``Rrs_NNN`` in the ``geophysical_data`` group,
+  latitude and longitude from ``navigation_data`` (the same groups in a Zarr store too);
+- any Dataset or file with variables ``Rrs_NNN`` (ACOLITE L2W, SeaDAS Level-3, your own);
+  ACOLITE's water reflectance ``rhow_NNN`` is divided by pi;
+- POLYMER: ``RwNNN``, the water reflectance, so Rrs = Rw / pi;
+- a variable with a band dimension (``band``, ``wavelength``...) whose coordinate holds the
+  wavelengths in nm: ``Rrs`` by preference (``Rw``/``rhow`` are divided by pi).
+
+Each band keeps its attributes, with ``wavelength`` (nm, from the variable's attribute or its
+name) and ``units`` set; the file's coordinates, grid mapping (CRS) and global attributes are
+kept, and ``mdn_layout`` names the layout found.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mdn.raster.optional import require
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["BAND_DIMS", "DEFAULT_CHUNKS", "open_scene"]
+
+#: Names of a band dimension in a Dataset with all bands in one variable.
+BAND_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "lambda")
+#: Pixels per side of the blocks a scene is read in (a few MB per band).
+DEFAULT_CHUNKS = 512
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+# Prefix -> (factor to Rrs): Rrs itself; water reflectance rho_w = pi Rrs (POLYMER, ACOLITE).
+_PREFIXES = {
+    "rrs": (re.compile(rf"^Rrs_?{_NUMBER}$"), 1.0),
+    "rhow": (re.compile(rf"^rhow_{_NUMBER}$"), 1.0 / math.pi),
+    "rw": (re.compile(rf"^Rw_?{_NUMBER}$"), 1.0 / math.pi),
+}
+
+
+def _open_grouped(path: Path, chunks: object, engine: str | None) -> xr.Dataset:
+    """The root of the file, or SeaDAS's groups joined where it has them."""
+    xr = require("xarray")
+    root = xr.open_dataset(path, chunks=chunks, engine=engine)
+    try:
+        data = xr.open_dataset(path, group="geophysical_data", chunks=chunks, engine=engine)
+    except (OSError, KeyError, ValueError):  # no such group: not a SeaDAS Level-2 file
+        return root
+    try:
+        navigation = xr.open_dataset(path, group="navigation_data", chunks=chunks, engine=engine)
+        names = [n for n in ("latitude", "longitude") if n in navigation.variables]
+        data = data.assign_coords({n: navigation[n] for n in names})
+    except (OSError, KeyError, ValueError):
+        pass  # bands without latitude and longitude are still bands
+    return data.assign_attrs({**root.attrs, **data.attrs, "mdn_layout": "seadas"})
+
+
+def _open_path(path: Path, chunks: object) -> xr.Dataset:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such scene file")
+    engine = "zarr" if path.is_dir() or path.suffix.lower() == ".zarr" else None
+    try:
+        return _open_grouped(path, chunks, engine)
+    except ImportError as error:  # h5netcdf without h5py cannot open NetCDF-4 (HDF5) files
+        raise ImportError(
+            f"{path}: reading this scene needs a package ({error}): pip install 'mdn[raster]'"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable NetCDF or Zarr scene ({error})") from None
+
+
+def _band(variable: xr.DataArray, wavelength: float, factor: float) -> xr.DataArray:
+    band = variable if factor == 1.0 else variable * factor
+    attrs = dict(variable.attrs)
+    attrs.update(wavelength=wavelength, units="sr-1",
+                 long_name=f"remote-sensing reflectance at {wavelength:g} nm")  # fmt: skip
+    if factor != 1.0:
+        attrs["comment"] = "water reflectance divided by pi"
+    band = band.assign_attrs(attrs)
+    # a scaled band keeps none of the file's packing (dtype, scale_factor, _FillValue)
+    kept = ("grid_mapping", "chunks", "preferred_chunks", "source")
+    band.encoding = {k: v for k, v in variable.encoding.items() if factor == 1.0 or k in kept}
+    return band
+
+
+def _named_bands(scene: xr.Dataset) -> tuple[str, dict[str, xr.DataArray]]:
+    """The bands of the first prefix (Rrs, rhow, Rw) that names any variable."""
+    for prefix, (pattern, factor) in _PREFIXES.items():
+        found = {}
+        for name, variable in scene.data_vars.items():
+            match = pattern.match(str(name))
+            if match:
+                wavelength = variable.attrs.get("wavelength")
+                if not isinstance(wavelength, (int, float)):
+                    wavelength = float(match.group(1))
+                label = name if prefix == "rrs" else f"Rrs_{match.group(1)}"
+                found[label] = _band(variable, float(wavelength), factor)
+        if found:
+            return prefix, found
+    return "", {}
+
+
+def _cube_bands(scene: xr.Dataset) -> dict[str, xr.DataArray]:
+    """The bands of a variable with a band dimension, split into one variable each."""
+    cubes = {str(n): v for n, v in scene.data_vars.items() if set(v.dims) & set(BAND_DIMS)}
+    if not cubes:
+        return {}
+    preferred = [n for n in ("Rrs", "rrs", "Rw", "rhow") if n in cubes]
+    if not preferred and len(cubes) > 1:
+        raise ValueError(
+            f"several variables have a band dimension ({', '.join(cubes)}); name the "
+            "reflectance one 'Rrs', or pass that variable alone"
+        )
+    name = preferred[0] if preferred else next(iter(cubes))
+    cube = cubes[name]
+    dim = next(d for d in cube.dims if d in BAND_DIMS)
+    values = cube[dim].values if dim in cube.coords else None
+    if values is None or values.dtype.kind not in "iuf":
+        raise ValueError(
+            f"the variable {name!r} has a {dim!r} dimension without wavelengths (nm) as its "
+            f"coordinate; set them with scene.assign_coords({dim}=[443.0, 490.0, ...])"
+        )
+    factor = 1.0 / math.pi if name in ("Rw", "rhow") else 1.0
+    return {
+        f"Rrs_{float(w):g}": _band(cube.isel({dim: i}, drop=True), float(w), factor)
+        for i, w in enumerate(values)
+    }
+
+
+def _layout(scene: xr.Dataset, prefix: str) -> str:
+    if scene.attrs.get("mdn_layout"):
+        return str(scene.attrs["mdn_layout"])
+    made_by = " ".join(str(scene.attrs.get(k, "")) for k in ("generated_by", "processor"))
+    if "acolite" in made_by.lower():
+        return "acolite"
+    return {"rw": "polymer", "rhow": "acolite"}.get(prefix, "xarray")
+
+
+def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
+    xr = require("xarray")
+    prefix, bands = _named_bands(scene)
+    if not bands:
+        bands = _cube_bands(scene)
+    if not bands:
+        raise ValueError(
+            f"{where} holds no reflectance bands: expected variables Rrs_NNN (SeaDAS, "
+            "ACOLITE, any), rhow_NNN (ACOLITE), RwNNN (POLYMER) or one with a band "
+            f"dimension ({', '.join(BAND_DIMS)}); found {', '.join(map(str, scene.data_vars))}"
+        )
+    bands = dict(sorted(bands.items(), key=lambda item: item[1].attrs["wavelength"]))
+    mappings = {str(b.attrs.get("grid_mapping", b.encoding.get("grid_mapping", "")))
+                for b in bands.values()} - {""}  # fmt: skip
+    extra = {m: scene[m] for m in mappings if m in scene.variables and m not in scene.coords}
+    dims = {d for b in bands.values() for d in b.dims}
+    coords = {k: v for k, v in scene.coords.items() if set(v.dims) <= dims}  # not a band axis
+    out = xr.Dataset({**bands, **extra}, coords=coords, attrs=scene.attrs)
+    out.attrs["mdn_layout"] = _layout(scene, prefix)
+    return out
+
+
+def open_scene(
+    scene: str | os.PathLike | xr.Dataset | xr.DataArray, *, chunks: object = DEFAULT_CHUNKS
+) -> xr.Dataset:
+    """A scene's remote-sensing reflectance, one variable per band, read lazily.
+
+    Parameters
+    ----------
+    scene : path-like, xarray.Dataset or xarray.DataArray
+        A NetCDF file (SeaDAS L2, ACOLITE, POLYMER or any with the layouts above), a Zarr
+        store, or a Dataset/DataArray in one of those layouts.
+    chunks : int, dict or None
+        Blocks to read a file in (pixels per side, or xarray's ``chunks``): each block is
+        read when it is needed, so a scene larger than memory can be predicted. None reads
+        the file without dask. A Dataset given is not rechunked.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``Rrs_<nm>`` variables (sr^-1), ordered by wavelength, each with a ``wavelength``
+        attribute; the coordinates, grid mapping and attributes of the scene, and
+        ``attrs["mdn_layout"]``: "seadas", "acolite", "polymer" or "xarray".
+    """
+    xr = require("xarray")
+    if isinstance(scene, xr.DataArray):
+        return _from_dataset(scene.to_dataset(name=scene.name or "Rrs"), "the DataArray")
+    if isinstance(scene, xr.Dataset):
+        return _from_dataset(scene, "the Dataset")
+    if not isinstance(scene, (str, os.PathLike)):
+        raise TypeError(f"scene must be a path, an xarray Dataset or DataArray, not "
+                        f"{type(scene).__name__}")  # fmt: skip
+    path = Path(scene)
+    return _from_dataset(_open_path(path, chunks), str(path))
