@@ -413,6 +413,8 @@ BAD_PARAMS = [  # name, value, exception, message
     ("bagging", 1.5, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),
     ("bagging", 0, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),
     ("combine", "mean", ValueError, r"combine must be one of \('median', 'mixture'\), got 'me"),
+    ("point", "centre", ValueError, r"point must be one of \('auto', 'top', 'mean', 'mode', 'm"),
+    ("point", None, ValueError, r"point must be one of \('auto', .*got None"),
     ("recalibrate", 1, ValueError, r'recalibrate must be "auto", "scale", True or False, got 1'),
     ("device", "tpu!", ValueError, r"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', "),
     ("verbose", -1, ValueError, r"verbose must be an integer >= 0, got -1"),
@@ -459,7 +461,7 @@ POINT_METHODS = {
 }
 
 
-@pytest.mark.parametrize("point", ["bogus", None, "TOP", 1])
+@pytest.mark.parametrize("point", ["bogus", "auto", "TOP", 1])  # None: the model's default
 @pytest.mark.parametrize("method", POINT_METHODS)
 def test_an_invalid_point_is_named(model, data, method, point):
     message = rf"point must be one of \('top', 'mean', 'mode', 'median'\), got {point!r}"

@@ -25,4 +25,4 @@ def test_oc4_is_nan_where_a_band_is_not_positive():
 def test_a_missing_band_is_named():
     assert find_band(["Rrs_412", "Rrs_488"], 490) == "Rrs_488"
     with pytest.raises(ValueError, match="within 6 nm of 555"):
-        oc4({"Rrs_443": [1.0], "Rrs_490": [1.0], "Rrs_510": [1.0], "Rrs_560": [1.0]})
+        oc4({"Rrs_443": [1.0], "Rrs_490": [1.0], "Rrs_510": [1.0], "Rrs_565": [1.0]})

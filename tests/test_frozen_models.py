@@ -140,7 +140,7 @@ def _fit(name: str, X: np.ndarray, y: np.ndarray) -> MDN:
 
 def _predictions(model: MDN, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     out = {f"predict_{point}": model.predict(X, point=point) for point in POINTS}
-    out["members_top"] = model.predict_members(X)
+    out["members_top"] = model.predict_members(X, point="top")
     out["lower"], out["upper"] = model.predict_interval(X, coverage=0.8)
     y_holes = y.copy()
     y_holes.reshape(len(y), -1)[::3, 0] = np.nan  # log_prob of partly missing targets
@@ -181,10 +181,18 @@ def _frozen(name: str) -> tuple[np.ndarray, np.ndarray, bool, dict[str, np.ndarr
     return X, y, same, expected
 
 
+#: Outputs of the quantile solver, exact to 1e-6 in probability (tests/test_quantile_solver.py)
+#: rather than to the bit: the faster solver of issue 16 moved them by up to 3e-4 relative
+#: where a mixture's density is low, well inside that tolerance.
+SOLVED = {"predict_median", "lower", "upper"}
+
+
 def _assert_same(got: dict[str, np.ndarray], expected: dict[str, np.ndarray], exact: bool):
     assert got.keys() == expected.keys()
     for key, value in expected.items():
-        if exact:
+        if key in SOLVED:
+            np.testing.assert_allclose(got[key], value, rtol=1e-3, atol=1e-6, err_msg=key)
+        elif exact:
             np.testing.assert_array_equal(got[key], value, err_msg=key)
         else:
             np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)

@@ -38,7 +38,7 @@ def main_() -> None:
             print(f"no page for `mdn {command}`: write {page} with an empty help block")
             continue
         text = page.read_text()
-        page.write_text(BLOCK.sub(lambda _: block(command), text))
+        page.write_text(BLOCK.sub(lambda _, name=command: block(name), text))
         print(f"updated {page}")
 
 
