@@ -1,4 +1,4 @@
-"""The chlorophyll-a example on NOMAD v2 in its quick mode (2 splits, 300 iterations), where
+"""The chlorophyll-a example on NOMAD v2 in its quick mode (2 splits, 100 iterations), where
 ../shared/data/nomad exists; its table logic without it."""
 
 import importlib.util
@@ -31,7 +31,7 @@ def test_the_markdown_table_shows_mean_and_spread_and_dashes_for_baselines():
     table = run.markdown(rows).splitlines()
     assert table[2].startswith("| `MDN(target_transform='log')` | 38.0 ± 1.2 |")
     assert table[3].startswith("| OC4 | 44.5 ± 1.5 | - |")
-    assert run.cv_arguments(Path("t.csv"), "2", True, 1)[-1] == "reference;n_iter=300"
+    assert run.cv_arguments(Path("t.csv"), "2", True, 1)[-1] == "reference;n_iter=100"
 
 
 @pytest.mark.skipif(not _module("nomad").DEFAULT_PATH.is_file(), reason="needs ../shared/data")
@@ -41,6 +41,6 @@ def test_quick_mode_on_nomad():
     assert len(table) == 2835  # the rows the issue's protocol names
     assert (table["chl"] > 0).all() and (table.filter(like="Rrs_") > 0).all().all()
     rows = {row["method"]: row for row in run.run("2", True, 1, nomad.DEFAULT_PATH)}
-    assert set(rows) == {"mdn", "reference;n_iter=300", "oc4"}
+    assert set(rows) == {"mdn", "reference;n_iter=100", "oc4"}
     assert 35 < rows["oc4"]["mdsa_mean"] < 55  # OC4 on NOMAD: 41.8-47.2 % on splits 0-2
     assert rows["mdn"]["mdsa_mean"] < 60 and rows["mdn"]["splits"] == 2

@@ -10,7 +10,7 @@ configuration) and the default ``MDN(target_transform="log")``, exactly as::
 
 This script runs those two commands and prints the table in Markdown. The full run takes
 about an hour and a half on two cores (the reference's 10,000 iterations of ten members
-dominate); ``--quick`` runs 2 splits with 300 iterations, to check that it all works::
+dominate); ``--quick`` runs 2 splits with 100 iterations, to check that it all works::
 
     python examples/chlorophyll/run.py --out results.json        # the full run
     python examples/chlorophyll/run.py --quick                   # a minute
@@ -48,7 +48,7 @@ def cv_arguments(table: Path, splits: str, quick: bool, jobs: int) -> list[str]:
     args = ["cv", str(table), "-t", "chl", "-f", "Rrs_*", "--id", "station", "--log-target",
             "--splits", splits, "--baseline", "oc4", "--jobs", str(jobs), "--json"]  # fmt: skip
     if quick:
-        return [*args, "--set", "n_iter=300", "--variant", "reference;n_iter=300"]
+        return [*args, "--set", "n_iter=100", "--variant", "reference;n_iter=100"]
     return [*args, "--variant", "reference"]
 
 
@@ -80,7 +80,7 @@ def run(splits: str, quick: bool, jobs: int, nomad: Path) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", default="20", help="as `mdn cv --splits`")
-    parser.add_argument("--quick", action="store_true", help="2 splits, 300 iterations")
+    parser.add_argument("--quick", action="store_true", help="2 splits, 100 iterations")
     parser.add_argument("--jobs", type=int, default=1, help="fits side by side")
     parser.add_argument("--nomad", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
