@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
-from mdn.cli.inputs import load_model, model_inputs, model_targets
-from mdn.cli.tables import atomic_output, check_output_path, numeric_columns, read_table
+from mdn.cli.inputs import load_model, model_targets, scored_rows
+from mdn.cli.tables import atomic_output, check_output_path, read_table
 from mdn.params import POINTS
 
 __all__ = ["plot"]
@@ -44,19 +43,12 @@ def plot(model_file, data, output, point, coverage, rows):
     except ValueError:
         raise ValueError(f"--rows must be row numbers such as 0,5,9, got {rows!r}") from None
     model, table = load_model(model_file), read_table(data)
-    X, usable = model_inputs(model, table)
+    X, y, keep = scored_rows(model, table, data)
     names = model_targets(model)
-    missing = [n for n in names if n not in table.columns]
-    if missing:
-        raise ValueError(f"the table lacks the model's target column(s): {', '.join(missing)}")
-    y = numeric_columns(table, names, "target")
-    keep = np.flatnonzero(usable & ~np.isnan(y).all(axis=1))
-    if not len(keep):
-        raise ValueError(f"{data}: no row has the model's features and an observed target")
     positions = {row: i for i, row in enumerate(keep)}
     from mdn.figures import plot_retrieval
 
-    figure = plot_retrieval(model, X.iloc[keep], y[keep], point=point, coverage=coverage,
+    figure = plot_retrieval(model, X, y, point=point, coverage=coverage,
                             rows=[positions[r] for r in chosen if r in positions],
                             target_names=names)  # fmt: skip
     with atomic_output(output) as temporary:

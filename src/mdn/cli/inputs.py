@@ -13,7 +13,14 @@ import numpy as np
 from mdn.cli.tables import numeric_columns, read_table, select_columns
 from mdn.estimator import MDN
 
-__all__ = ["Table", "load_model", "model_inputs", "model_targets", "training_table"]
+__all__ = [
+    "Table",
+    "load_model",
+    "model_inputs",
+    "model_targets",
+    "scored_rows",
+    "training_table",
+]
 
 
 @dataclass
@@ -152,3 +159,35 @@ def model_targets(model: MDN) -> list[str]:
     """
     names = getattr(model, "target_names_", None)
     return [str(n) for n in names] if names else [f"y{d}" for d in range(model.n_outputs_)]
+
+
+def scored_rows(model: MDN, table: object, data: object) -> tuple[object, np.ndarray, np.ndarray]:
+    """The rows of ``table`` that ``model`` can be scored on: its features all finite and at
+    least one of its targets observed.
+
+    Parameters
+    ----------
+    model : MDN
+    table : pandas.DataFrame
+    data : path-like
+        Where the table came from, for messages.
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        The model's features, those rows only.
+    y : ndarray of shape (rows, D)
+        Its targets, NaN where missing.
+    rows : ndarray of int
+        Their positions in ``table``.
+    """
+    X, usable = model_inputs(model, table)
+    names = model_targets(model)
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise ValueError(f"the table lacks the model's target column(s): {', '.join(missing)}")
+    y = numeric_columns(table, names, "target")
+    rows = np.flatnonzero(usable & ~np.isnan(y).all(axis=1))
+    if not len(rows):
+        raise ValueError(f"{data}: no row has the model's features and an observed target")
+    return X.iloc[rows], y[rows], rows

@@ -7,9 +7,9 @@ import json
 import click
 import numpy as np
 
-from mdn.cli.inputs import load_model, model_inputs, model_targets
+from mdn.cli.inputs import load_model, model_inputs, model_targets, scored_rows
 from mdn.cli.report import print_table
-from mdn.cli.tables import check_output_path, numeric_columns, read_table, write_table
+from mdn.cli.tables import check_output_path, read_table, write_table
 from mdn.io import read_model_file
 from mdn.metrics import per_target
 from mdn.params import POINTS
@@ -115,16 +115,8 @@ def evaluate(model_file, data, point, level, as_json):
       mdn evaluate chl.safetensors test.parquet --point median --json > scores.json
     """
     model, table = load_model(model_file), read_table(data)
-    X, usable = model_inputs(model, table)
+    X, y, _ = scored_rows(model, table, data)
     names = model_targets(model)
-    missing = [n for n in names if n not in table.columns]
-    if missing:
-        raise ValueError(f"the table lacks the model's target column(s): {', '.join(missing)}")
-    y = numeric_columns(table, names, "target")
-    keep = usable & ~np.isnan(y).all(axis=1)
-    if not keep.any():
-        raise ValueError(f"{data}: no row has the model's features and an observed target")
-    X, y = X.iloc[np.flatnonzero(keep)], y[keep]
     estimate = np.asarray(model.predict(X, **_point_kwargs(point)), dtype=np.float64)
     scores = per_target(model.predict_dist(X), y, estimate.reshape(y.shape), level)
     rows = [{"target": name, **s} for name, s in zip(names, scores, strict=True)]
