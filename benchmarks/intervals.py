@@ -2,8 +2,10 @@
 exact the intervals are.
 
 The default model (``MDN(target_transform="log")``: 5 members of 5 components, 5 x 100 ReLU,
-full covariances) is fitted briefly on NOMAD-like rows, saved, and timed in fresh processes
-(2 threads by default) on the same rows: ``predict(X, point="top")`` (the network and the
+full covariances) is fitted on NOMAD's 2835 chlorophyll matchups (Rrs at 443, 489, 510 and
+555 nm, from ``../shared/data/nomad``; ``--data synthetic`` or ``--targets 3``: NOMAD-like
+rows made here), saved, and timed in fresh processes (2 threads by default) on the same
+rows (NOMAD's, resampled with 5 % noise): ``predict(X, point="top")`` (the network and the
 heaviest component: the cheapest estimate), ``predict(X)`` (the model's default, the
 median for a log target: a quantile too) and ``predict_interval(X, 0.9)``, each the best of
 ``--calls`` alternated calls, by the clock and per CPU second. With ``--before REV``, that
@@ -13,11 +15,12 @@ run. Exactness: ``|CDF(bound) - level|`` of every bound, the CDF computed with S
 the predicted mixture's parameters. Run it on a quiet machine:
 
     .venv/bin/python benchmarks/intervals.py                         # 10^6 rows
-    .venv/bin/python benchmarks/intervals.py --before HEAD --before-rows 20000
+    .venv/bin/python benchmarks/intervals.py --before 322bc37 --before-rows 20000
     .venv/bin/python benchmarks/intervals.py --rows 100000 --targets 3
 
-Prediction speed hardly depends on training, but the old solver's did (its iterations
-stalled on the rounding of some rows), so ``--before`` figures vary with the model.
+The new solver's speed hardly depends on the model; the old one's did (a chunk took as
+many Newton-bisection iterations as its hardest row, from about 8 to 100), so ``--before``
+figures vary with the model (``--seed``, ``--fit-iter``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ REPO = HERE.parent
 #: (O'Reilly et al.; ../shared/data/nomad/SOURCE.md).
 OC4 = (0.3272, -2.9940, 2.7218, -1.2259, -0.5683)
 BANDS = (443, 489, 510, 555)
+NOMAD = REPO.parent / "shared" / "data" / "nomad" / "nomad_seabass_v2.a_2008200.txt.gz"
 
 #: What is timed: the model's default estimate (the median for a log target: quantiles too),
 #: the cheapest estimate (the heaviest component's median) and the 90 % interval.
@@ -57,10 +61,10 @@ from pathlib import Path
 import torch, mdn
 assert Path(mdn.__file__).resolve().is_relative_to(Path({tree!r})), mdn.__file__
 sys.path.insert(0, {here!r})
-from intervals import nomad_like
+from intervals import rows_to_predict
 model = mdn.MDN.load({model!r})
 torch.set_num_threads({threads})
-X, _ = nomad_like({rows}, {targets}, seed=1)
+X = rows_to_predict({rows}, {targets}, {data!r})
 model.predict(X[:2000]); model.predict_interval(X[:2000], coverage=0.9)  # warm-up
 out = {{}}
 for _ in range({calls}):  # alternated, best of each: a busy machine only slows calls down
@@ -107,16 +111,58 @@ def nomad_like(n: int, targets: int = 1, seed: int = 0) -> tuple[np.ndarray, np.
     return X, (y[:, 0] if targets == 1 else y)
 
 
-def fit_default(targets: int, n_iter: int, path: Path) -> dict:
-    """Fit the default model briefly on NOMAD-like rows and save it to ``path``."""
+def nomad_matchups() -> tuple[np.ndarray, np.ndarray]:
+    """NOMAD's rows with chlorophyll-a and positive Rrs at the four bands (2835 rows).
+
+    Returns
+    -------
+    X : ndarray of shape (n, 4)
+        Rrs = Lw / Es at ``BANDS`` (sr^-1).
+    y : ndarray of shape (n,)
+        HPLC chl_a where measured, else fluorometric chl (mg m^-3).
+    """
+    import pandas as pd
+
+    table = pd.read_csv(NOMAD, comment="!", na_values=[-999])
+    chl = table["chl_a"].fillna(table["chl"]).to_numpy()
+    X = np.stack([(table[f"lw{band}"] / table[f"es{band}"]).to_numpy() for band in BANDS], 1)
+    keep = np.isfinite(X).all(1) & (X > 0).all(1) & (chl > 0)
+    return X[keep], chl[keep]
+
+
+def rows_to_predict(n: int, targets: int, data: str, seed: int = 1) -> np.ndarray:
+    """``n`` rows to predict: NOMAD's, drawn with replacement and each Rrs multiplied by
+    ``exp(N(0, 0.05^2))`` (``data="nomad"``), or ``nomad_like``'s.
+
+    Parameters
+    ----------
+    n : int
+    targets : {1, 3}
+    data : {"nomad", "synthetic"}
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (n, 4)
+    """
+    if data == "synthetic":
+        return nomad_like(n, targets, seed)[0]
+    X, _ = nomad_matchups()
+    rng = np.random.default_rng(seed)
+    return X[rng.integers(0, len(X), n)] * np.exp(0.05 * rng.standard_normal((n, X.shape[1])))
+
+
+def fit_default(args: argparse.Namespace, path: Path) -> dict:
+    """Fit the default model on NOMAD (or NOMAD-like rows) and save it to ``path``."""
     from mdn import MDN
 
-    X, y = nomad_like(5000, targets, seed=0)
-    model = MDN(target_transform="log", n_iter=n_iter, verbose=0, random_state=0).fit(X, y)
-    model.save(path)
+    X, y = nomad_matchups() if args.data == "nomad" else nomad_like(5000, args.targets, seed=0)
+    model = MDN(target_transform="log", n_iter=args.fit_iter, verbose=0, random_state=args.seed)
+    model.fit(X, y).save(path)
     members = model.network_.n_models or 1
     tail = 2 if model.tail_weight_ > 0 else 1
-    return {"components": members * model.n_mix * tail, "tail_weight": model.tail_weight_}
+    return {"components": members * model.n_mix * tail, "tail_weight": model.tail_weight_,
+            "rows": len(X)}  # fmt: skip
 
 
 def measure(tree: Path, model: Path, args: argparse.Namespace, rows: int) -> dict[str, float]:
@@ -124,7 +170,7 @@ def measure(tree: Path, model: Path, args: argparse.Namespace, rows: int) -> dic
     second (all threads): the best of ``args.calls`` alternated calls."""
     code = CHILD.format(tree=str(tree.resolve()), here=str(HERE), model=str(model), rows=rows,
                         targets=args.targets, what=CALLS, calls=args.calls,
-                        threads=args.threads)  # fmt: skip
+                        threads=args.threads, data=args.data)  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=tree)  # fmt: skip
@@ -134,7 +180,9 @@ def measure(tree: Path, model: Path, args: argparse.Namespace, rows: int) -> dic
     return json.loads(lines[-1])
 
 
-def worst_cdf_error(model_path: Path, rows: int, targets: int, coverage: float = 0.9) -> float:
+def worst_cdf_error(
+    model_path: Path, rows: int, targets: int, data: str, coverage: float = 0.9
+) -> float:
     """max |CDF(bound) - level| over both bounds of ``rows`` rows and every target, with the
     CDF of each marginal computed by SciPy from the predicted mixture's parameters."""
     import torch
@@ -144,7 +192,7 @@ def worst_cdf_error(model_path: Path, rows: int, targets: int, coverage: float =
 
     model = MDN.load(model_path)
     torch.set_num_threads(2)
-    X, _ = nomad_like(rows, targets, seed=1)
+    X = rows_to_predict(rows, targets, data)
     worst = 0.0
     for start in range(0, rows, 20_000):
         x = X[start : start + 20_000]
@@ -179,15 +227,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes")
     parser.add_argument("--calls", type=int, default=2, help="timed calls in each process")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--fit-iter", type=int, default=500)
+    parser.add_argument(
+        "--data",
+        choices=("nomad", "synthetic"),
+        help="what to fit and predict (default: nomad for one target where "
+        "../shared/data/nomad is, else synthetic NOMAD-like rows)",
+    )
+    parser.add_argument("--fit-iter", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0, help="the model's random_state")
     parser.add_argument("--before", metavar="REV", help="also time REV's predict_interval")
     parser.add_argument("--before-rows", type=int, default=20_000)
     parser.add_argument("--check-rows", type=int, default=100_000)
     args = parser.parse_args(argv)
+    if args.data is None:
+        args.data = "nomad" if args.targets == 1 and NOMAD.exists() else "synthetic"
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="mdn-intervals-") as tmp:
         model = Path(tmp) / "default.mdn"
-        fitted = fit_default(args.targets, args.fit_iter, model)
+        fitted = fit_default(args, model)
         trees = {"after": REPO}
         if args.before:
             trees["before"] = export(args.before, Path(tmp))
@@ -197,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
                 for key, value in measure(tree, model, args, rows).items():
                     results.setdefault(f"{side} {key}", []).append(value)
             print(f"# repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
-        worst = worst_cdf_error(model, min(args.check_rows, args.rows), args.targets)
+        worst = worst_cdf_error(model, min(args.check_rows, args.rows), args.targets, args.data)
     report(args, fitted, {key: statistics.median(v) for key, v in results.items()}, worst)
 
 
@@ -207,8 +264,9 @@ def report(args: argparse.Namespace, fitted: dict, rate: dict[str, float], worst
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {args.threads} thread(s); best of {args.calls} calls "
           f"in each of {args.repeats} processes, median over processes")  # fmt: skip
-    print(f"# default model, D={args.targets}, {fitted['components']} pooled components, "
-          f"tail weight {fitted['tail_weight']:.3g}\n")  # fmt: skip
+    print(f"# default model (random_state={args.seed}) fitted {args.fit_iter} iterations on "
+          f"{fitted['rows']:,} {args.data} rows, D={args.targets}, {fitted['components']} "
+          f"pooled components, tail weight {fitted['tail_weight']:.3g}\n")  # fmt: skip
     names = {"top": '`predict(X, point="top")`', "predict": "`predict(X)` (median)",
              "interval": "`predict_interval(X, 0.9)`"}  # fmt: skip
     print("| tree | measurement | rows | rows/s | share of top | rows per CPU s | share |")
