@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ MSI = sensors.sensor("msi")
 FEATURES = MSI.columns()  # Rrs_443, Rrs_492, Rrs_560, Rrs_665, Rrs_704, Rrs_741, Rrs_783
 FILL = 65535.0  # an undecoded fill value, positive so that only the fill test catches it
 RTOL = 2e-6  # float32 outputs against float64 predictions
+BEYOND = (4, 3)  # the pixel of _scene with a value beyond what a model can take
 
 
 def _h5py() -> bool:
@@ -61,6 +63,7 @@ def _scene(shape=(9, 11), seed=1) -> tuple[xr.Dataset, np.ndarray]:
     cube[2, 2, 4] = 0.0  # zero
     cube[3, 3, 5:7] = FILL  # the band's fill value, left in the data
     cube[4, 4, 1] = np.inf
+    cube[5][BEYOND] = 3e38  # finite and positive, but beyond float32 once scaled: flag 2
     y, x = np.arange(shape[0]) * -10.0 + 5e6, np.arange(shape[1]) * 10.0 + 4e5
     crs = xr.DataArray(0, attrs={"grid_mapping_name": "transverse_mercator", "epsg": 32631})
     scene = xr.Dataset(
@@ -72,7 +75,16 @@ def _scene(shape=(9, 11), seed=1) -> tuple[xr.Dataset, np.ndarray]:
     scene["crs"] = crs
     flat = cube.reshape(len(FEATURES), -1).T
     valid = np.isfinite(flat).all(1) & (flat > 0).all(1) & (flat[:, 3] != FILL)
+    valid[np.ravel_multi_index(BEYOND, shape)] = False
     return scene, valid
+
+
+def _flags(valid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The quality flag ``_scene``'s pixels should get: 0 valid, 1 bad reflectance, 2 the
+    pixel beyond the model's range."""
+    flags = (~valid).astype(np.uint8)
+    flags[np.ravel_multi_index(BEYOND, shape)] = 2
+    return flags
 
 
 def _rows(scene: xr.Dataset, valid: np.ndarray) -> pd.DataFrame:
@@ -106,7 +118,9 @@ def test_predict_equals_row_by_row(model_file):
     assert (epistemic > 0).all() and np.isnan(
         out["chl_epistemic_sd"].values.reshape(-1)[~valid]
     ).all()
-    assert np.array_equal(out[raster.QUALITY].values.reshape(-1), (~valid).astype(np.uint8))
+    assert np.array_equal(out[raster.QUALITY].values.reshape(-1), _flags(valid, (9, 11)))
+    with pytest.raises(ValueError, match="beyond float32's range"):  # as a table's row is
+        model.predict(_rows(scene, np.arange(valid.size) == np.ravel_multi_index(BEYOND, (9, 11))))
 
 
 def test_two_targets_and_one_member():
@@ -146,7 +160,9 @@ def test_coordinates_attributes_and_provenance(model_file):
     assert out["chl_aleatoric_sd"].attrs["units"] == "1"  # of ln(chl)
     assert "ln(chl)" in out["chl_epistemic_sd"].attrs["long_name"]
     assert math.isnan(out["chl_upper"].encoding["_FillValue"])
-    assert out[raster.QUALITY].attrs["flag_meanings"] == "valid invalid_reflectance"
+    flags = out[raster.QUALITY].attrs
+    assert flags["flag_meanings"] == "valid invalid_reflectance beyond_model_range"
+    assert list(flags["flag_values"]) == [0, 1, 2]
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert out.attrs["mdn_model_sha256"] == digest and out.attrs["mdn_version"]
     assert out.attrs["title"] == "a synthetic MSI scene"
@@ -338,7 +354,7 @@ def test_bad_settings(model_file):
 
 
 # ---------------------------------------------------------------------------------- command
-def test_predict_scene_command(tmp_path, model_file):
+def test_predict_scene_command(tmp_path, model_file, monkeypatch):
     scene, valid = _scene(shape=(6, 7), seed=6)
     scene_file = tmp_path / "scene.nc"
     _write_netcdf(scene.drop_vars("crs"), scene_file)
@@ -353,15 +369,16 @@ def test_predict_scene_command(tmp_path, model_file):
         np.testing.assert_array_equal(written[name].values, expected[name].values)
     assert np.array_equal(np.isnan(written["chl"].values.reshape(-1)), ~valid)
     assert written.attrs["mdn_model_sha256"] == expected.attrs["mdn_model_sha256"]
+
     # a run that fails half-way leaves the earlier output as it was, and says why in one line
-    scene[FEATURES[2]].values[5, 6] = 3e38  # finite, positive, and beyond what the model takes
-    _write_netcdf(scene.drop_vars("crs"), scene_file)
+    def failing(*args, **kwargs):
+        raise ValueError("the disk is full")
+
+    monkeypatch.setattr(sys.modules["mdn.raster.predict"], "predict_pixels", failing)
     before = {p.name: p.read_bytes() for p in output.rglob("*") if p.is_file()}
     failed = CliRunner().invoke(main, [*command, "--chunks", "4", "-q"])
     assert failed.exit_code == 2
-    assert "mdn predict-scene: error: in the scene's block [4:6, 4:7]: Input X has values " in (
-        failed.output
-    )
+    assert failed.output.strip() == "mdn predict-scene: error: the disk is full"
     assert {p.name: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: float32's largest number: the network's inputs and outputs must stay within it.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 __all__ = [
+    "FLOAT32_MAX",
     "check_scaled",
     "check_training_data",
     "column_names",
@@ -192,7 +194,7 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_scaled(
-    scaled: np.ndarray, name: str, first_row: int = 0, limit: float = _FLOAT32_MAX
+    scaled: np.ndarray, name: str, first_row: int = 0, limit: float = FLOAT32_MAX
 ) -> None:
     """Refuse scaled values that the float32 network cannot take, naming the row and column.
 

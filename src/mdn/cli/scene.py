@@ -95,9 +95,10 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
 
     Per target T the output holds T (the point estimate), T_lower and T_upper (the central
     --interval), T_aleatoric_sd and T_epistemic_sd (for a log target: of ln T), and
-    quality_flag (1 where a band is NaN, not positive or a fill value; every output is
-    empty there), with the scene's coordinates, CRS and attributes, CF attributes and the
-    provenance (mdn version, the model file's SHA-256). The output appears only when
+    quality_flag (1 where a band is NaN, not positive or a fill value, 2 where a band lies
+    beyond the model's range; every output is empty there), with the scene's coordinates,
+    CRS and attributes, CF attributes and the provenance (mdn version, the model file's
+    SHA-256). The output appears only when
     complete; an existing one is replaced then, never damaged by a failed run.
 
     \b

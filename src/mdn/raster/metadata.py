@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "FILL_VALUE",
+    "FLAGS",
     "KNOWN_UNITS",
     "field_attributes",
     "mdn_version",
@@ -21,6 +22,9 @@ __all__ = [
 
 #: Written for pixels without an estimate (the outputs are float32; NaN in memory).
 FILL_VALUE = np.float32(np.nan)
+
+#: The quality flag's values: why a pixel's outputs are empty (NaN), or 0 where they are not.
+FLAGS = {"valid": 0, "invalid_reflectance": 1, "beyond_model_range": 2}
 
 #: Units of the usual ocean-colour targets (UDUNITS spelling), by lower-case name.
 KNOWN_UNITS = {
@@ -112,10 +116,11 @@ def quality_attributes() -> dict[str, object]:
     dict
     """
     return {
-        "long_name": "pixel quality: 1 where a band is NaN, not positive or a fill value, so "
-        "that every output is empty (NaN) there",
-        "flag_values": np.array([0, 1], dtype=np.uint8),
-        "flag_meanings": "valid invalid_reflectance",
+        "long_name": "pixel quality: 1 where a band is NaN, not positive or a fill value, 2 "
+        "where a band lies beyond the model's range (float32 after its scaling); every "
+        "output is empty (NaN) where it is not 0",
+        "flag_values": np.array(list(FLAGS.values()), dtype=np.uint8),
+        "flag_meanings": " ".join(FLAGS),
     }
 
 

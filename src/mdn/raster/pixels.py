@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mdn import calibration
+from mdn.data import FLOAT32_MAX
 from mdn.fitting import recalibrated
 from mdn.mixture import GaussianMixture
 from mdn.prediction import collect, in_target_space, median_of_members, resolved_point
@@ -28,7 +29,7 @@ from mdn.runtime import denormals_flushed
 if TYPE_CHECKING:
     from mdn.estimator import MDN
 
-__all__ = ["FIELDS", "predict_pixels"]
+__all__ = ["FIELDS", "predict_pixels", "representable"]
 
 #: What ``predict_pixels`` returns per target, in this order.
 FIELDS = ("estimate", "lower", "upper", "aleatoric_sd", "epistemic_sd")
@@ -111,3 +112,23 @@ def predict_pixels(
             members=True,
         )
     return values.reshape(len(FIELDS), len(X), model.n_outputs_)
+
+
+def representable(model: MDN, X: np.ndarray) -> np.ndarray:
+    """Rows the float32 network can take: each feature within float32's range after the
+    model's scaling (``MDN.predict`` refuses the others).
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted.
+    X : ndarray of shape (n, n_features)
+        Finite features, in the order the model was fitted on.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    with np.errstate(over="ignore"):
+        scaled = (X.astype(np.float64) - model.x_shift_) / model.x_scale_
+    return (np.abs(scaled) <= FLOAT32_MAX).all(axis=1)

@@ -21,10 +21,16 @@ import numpy as np
 
 from mdn.prediction import resolved_point
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM, match_bands, scene_bands
-from mdn.raster.metadata import FILL_VALUE, field_attributes, provenance, quality_attributes
+from mdn.raster.metadata import (
+    FILL_VALUE,
+    FLAGS,
+    field_attributes,
+    provenance,
+    quality_attributes,
+)
 from mdn.raster.models import ModelSource, model_source
 from mdn.raster.optional import require
-from mdn.raster.pixels import FIELDS, predict_pixels
+from mdn.raster.pixels import FIELDS, predict_pixels, representable
 from mdn.raster.readers import DEFAULT_CHUNKS, open_scene
 from mdn.runtime import intra_op_threads
 
@@ -64,25 +70,24 @@ def _valid(values: np.ndarray, settings: _Settings) -> np.ndarray:
 def _predict_block(
     source: ModelSource, settings: _Settings, *bands: np.ndarray, block_info: dict | None = None
 ) -> np.ndarray:
-    """Every output of one block: FIELDS x targets, then the quality mask, on the block."""
+    """Every output of one block: FIELDS x targets, then the quality flag, on the block."""
     shape = bands[0].shape
     values = np.stack([band.reshape(-1) for band in bands], axis=1)  # [pixels, bands]
     valid = _valid(values, settings)
     out = np.full((len(FIELDS) * settings.n_targets + 1, values.shape[0]), np.nan, np.float32)
-    out[-1] = ~valid
+    out[-1] = np.where(valid, FLAGS["valid"], FLAGS["invalid_reflectance"])
     if valid.any():
-        try:
-            with intra_op_threads(settings.threads):
-                fields = predict_pixels(source.load(), values[valid], settings.point,
-                                        settings.coverage)  # fmt: skip  # [F, m, D]
-        except ValueError as error:  # rows of the block's valid pixels mean little to a user
-            where = (block_info or {}).get(None, {}).get("array-location", [None])[1:]
-            span = ", ".join(f"{a}:{b}" for a, b in where)
-            raise ValueError(
-                f"in the scene's block [{span}]: {error} (the row counts the "
-                "block's valid pixels; mask such values with fill_value=)"
-            ) from None
-        out[:-1, valid] = fields.transpose(0, 2, 1).reshape(-1, fields.shape[1])
+        model = source.load()
+        # One corrupt pixel must not end an hour's scene: values the float32 network cannot
+        # take after scaling are flagged, as NaN is, where a table's row would be refused.
+        beyond = np.zeros_like(valid)
+        beyond[valid] = ~representable(model, values[valid])
+        out[-1, beyond] = FLAGS["beyond_model_range"]
+        valid &= ~beyond
+    if valid.any():
+        with intra_op_threads(settings.threads):
+            fields = predict_pixels(model, values[valid], settings.point, settings.coverage)
+        out[:-1, valid] = fields.transpose(0, 2, 1).reshape(-1, fields.shape[1])  # [F, m, D]
     return out.reshape(-1, *shape)
 
 
@@ -170,7 +175,9 @@ def predict(
     ``T_lower`` and ``T_upper`` (``MDN.predict_interval``), ``T_aleatoric_sd`` and
     ``T_epistemic_sd`` (see ``mdn.raster.pixels``: of ``ln(T)`` for a log target), all
     float32, and ``quality_flag`` (uint8): 1 where a band the model uses is NaN, not positive
-    or a fill value. There, and only there, every output is NaN. The scene's coordinates,
+    or a fill value, 2 where a band's value lies beyond what the model can take (beyond
+    float32's range after its scaling: a row ``MDN.predict`` would refuse). There, and only
+    there, every output is NaN. The scene's coordinates,
     grid mapping (CRS) and attributes are kept; each output has CF attributes and the
     Dataset the provenance (mdn version, model file SHA-256, bands, settings).
 
