@@ -363,6 +363,10 @@ def test_predict_scene_command(tmp_path, model_file, monkeypatch):
     result = CliRunner().invoke(main, [*command, "--interval", "0.8", "--chunks", "4"])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "Rrs_443=Rrs_443" in result.output
+    bad = (~valid).sum() - 1  # and the one beyond the model's range
+    assert f"{valid.sum()} pixels predicted; empty: {bad} invalid reflectance, 1 beyond" in (
+        result.output
+    )
     written = xr.open_zarr(output)
     expected = raster.predict(model_file, scene_file, interval=0.8, chunks=4).compute()
     for name in raster.output_names(["chl"]):
@@ -394,6 +398,15 @@ def test_netcdf_output(tmp_path, model_file):
     assert written["chl"].attrs["units"] == "mg m-3" and written["chl"].attrs["grid_mapping"]
     assert math.isnan(written["chl"].encoding["_FillValue"])
     assert written.attrs["mdn_model_sha256"] == out.attrs["mdn_model_sha256"]
+    # the command counts the empty pixels in what it wrote
+    _write_netcdf(scene.drop_vars("crs"), tmp_path / "scene.nc")
+    command = ["predict-scene", str(model_file), str(tmp_path / "scene.nc"), "-o"]
+    result = CliRunner().invoke(main, [*command, str(tmp_path / "cli.nc"), "-q"])
+    assert result.exit_code == 0, result.output
+    flags = written["quality_flag"].values
+    assert f"{(flags == 0).sum()} pixels predicted; empty: {(flags == 1).sum()} invalid " in (
+        result.output
+    )
 
 
 def test_geotiff_output(tmp_path, model_file):

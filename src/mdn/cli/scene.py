@@ -7,9 +7,10 @@ import click
 from mdn.params import POINTS
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM
 from mdn.raster.cluster import local_cluster
-from mdn.raster.predict import predict
+from mdn.raster.metadata import FLAGS
+from mdn.raster.predict import QUALITY, predict
 from mdn.raster.readers import DEFAULT_CHUNKS
-from mdn.raster.writers import check_scene_output, write_scene
+from mdn.raster.writers import FORMATS, check_scene_output, netcdf_engine, write_scene
 
 __all__ = ["predict_scene"]
 
@@ -98,8 +99,8 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
     quality_flag (1 where a band is NaN, not positive or a fill value, 2 where a band lies
     beyond the model's range; every output is empty there), with the scene's coordinates,
     CRS and attributes, CF attributes and the provenance (mdn version, the model file's
-    SHA-256). The output appears only when
-    complete; an existing one is replaced then, never damaged by a failed run.
+    SHA-256). The output appears only when complete; an existing one is replaced then,
+    never damaged by a failed run. The pixels left empty are counted by their flag.
 
     \b
     Examples:
@@ -115,3 +116,22 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
     _run(result, output, quiet, workers)
     shape = " x ".join(str(n) for n in result[next(iter(result.data_vars))].shape)
     click.echo(f"wrote {output} ({shape} pixels; bands {result.attrs['mdn_bands']})")
+    if FORMATS[output.suffix.lower()] != "cog":  # a GeoTIFF holds the float outputs only
+        click.echo(_empty_pixels(output), err=True)
+
+
+def _empty_pixels(output) -> str:
+    """How many pixels the written output left empty, by their quality flag."""
+    import dask.array as da
+    import xarray as xr
+
+    if FORMATS[output.suffix.lower()] == "zarr":
+        written = xr.open_zarr(output)
+    else:
+        written = xr.open_dataset(output, engine=netcdf_engine(), chunks={})
+    with written:
+        flags = written[QUALITY].data.ravel()
+        counts = da.bincount(flags, minlength=len(FLAGS)).compute()
+    named = [f"{counts[value]:,} {meaning.replace('_', ' ')}"
+             for meaning, value in FLAGS.items() if value and counts[value]]  # fmt: skip
+    return f"{counts[FLAGS['valid']]:,} pixels predicted; empty: {', '.join(named) or 'none'}"

@@ -21,7 +21,7 @@ from mdn.raster.optional import require
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["FORMATS", "check_scene_output", "write_scene"]
+__all__ = ["FORMATS", "check_scene_output", "netcdf_engine", "write_scene"]
 
 #: Output suffixes and their formats.
 FORMATS = {".nc": "netcdf", ".nc4": "netcdf", ".zarr": "zarr", ".tif": "cog", ".tiff": "cog"}
@@ -48,7 +48,7 @@ def check_scene_output(path: str | os.PathLike) -> Path:
     if kind == "cog":
         require("rioxarray", "GeoTIFF outputs")
     elif kind == "netcdf":
-        _netcdf_engine()
+        netcdf_engine()
     return path
 
 
@@ -134,9 +134,15 @@ def _geotiff(dataset: xr.Dataset, path: Path) -> tuple[object, Callable[[], None
     return delayed, finish
 
 
-def _netcdf_engine() -> str:
-    """netCDF4 or h5netcdf with h5py: both write NetCDF-4 a block at a time (scipy's NetCDF-3
-    writer holds the whole file in memory, so it is not used)."""
+def netcdf_engine() -> str:
+    """The xarray engine for NetCDF-4: netCDF4, or h5netcdf with h5py. Both write a block at
+    a time (scipy's NetCDF-3 writer holds the whole file in memory, so it is not used).
+
+    Returns
+    -------
+    str
+        ``"netcdf4"`` or ``"h5netcdf"``.
+    """
     for engine, module in (("netcdf4", "netCDF4"), ("h5netcdf", "h5py")):
         try:
             __import__(module)
@@ -150,7 +156,7 @@ def _netcdf_engine() -> str:
 def _writer(dataset: xr.Dataset, path: Path, kind: str) -> tuple[object, Callable[[], None]]:
     """What computes and writes the blocks, and what completes the file afterwards."""
     if kind == "netcdf":
-        return dataset.to_netcdf(path, engine=_netcdf_engine(), compute=False), lambda: None
+        return dataset.to_netcdf(path, engine=netcdf_engine(), compute=False), lambda: None
     if kind == "zarr":
         # Zarr format 2 with consolidated metadata: what GDAL and older readers open
         return dataset.to_zarr(path, mode="w", zarr_format=2, consolidated=True,
