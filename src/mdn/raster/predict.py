@@ -67,9 +67,7 @@ def _valid(values: np.ndarray, settings: _Settings) -> np.ndarray:
     return valid
 
 
-def _predict_block(
-    source: ModelSource, settings: _Settings, *bands: np.ndarray, block_info: dict | None = None
-) -> np.ndarray:
+def _predict_block(source: ModelSource, settings: _Settings, *bands: np.ndarray) -> np.ndarray:
     """Every output of one block: FIELDS x targets, then the quality flag, on the block."""
     shape = bands[0].shape
     values = np.stack([band.reshape(-1) for band in bands], axis=1)  # [pixels, bands]
