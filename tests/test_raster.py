@@ -340,7 +340,40 @@ def test_band_choices_refused():
         raster.match_bands(["B1"], available)
     with pytest.raises(ValueError, match="tolerance_nm"):
         raster.match_bands(["Rrs_445"], available, tolerance_nm=-1)
-    assert raster.match_bands(["Rrs_445", "Rrs_443"], available, 2) == ["Rrs_443", "Rrs_443"]
+    # two features fed by one band (a copied band where the model learnt two): by hand only
+    with pytest.raises(ValueError, match="Rrs_445, Rrs_443 would take the same band, Rrs_443"):
+        raster.match_bands(["Rrs_445", "Rrs_443"], available, 2)
+    by_hand = raster.match_bands(["Rrs_445", "Rrs_443"], available, 2, bands={"Rrs_445": "Rrs_443"})
+    assert by_hand == ["Rrs_443", "Rrs_443"]
+
+
+def test_an_unsaved_model_is_a_snapshot(model_file):
+    """A lazy prediction, and the per-process cache keyed by the saved bytes' checksum, keep
+    the model as it was: refitting the object afterwards changes neither."""
+    model = MDN.load(model_file)
+    scene, valid = _scene(shape=(5, 6), seed=3)
+    lazy = raster.predict(model, scene)
+    rows = _rows(scene, valid)
+    expected = model.predict(rows)
+    model.set_params(n_iter=5).fit(rows, np.full(len(rows), 50.0))  # refit in place
+    np.testing.assert_allclose(lazy["chl"].values.reshape(-1)[valid], expected, rtol=RTOL)
+    again = raster.predict(model_file, scene).compute()  # the same checksum as `lazy`'s
+    np.testing.assert_allclose(again["chl"].values.reshape(-1)[valid], expected, rtol=RTOL)
+
+
+def test_block_sizes_and_coordinates_stored_in_other_chunks(tmp_path, model_file):
+    scene, valid = _scene(shape=(10, 12), seed=4)
+    scene.drop_vars("crs").chunk(7).to_zarr(tmp_path / "scene.zarr", zarr_format=2)
+    out = raster.predict(model_file, tmp_path / "scene.zarr", chunks=4)
+    raster.write_scene(out, tmp_path / "chl.zarr")  # lat is stored in 7 x 7 chunks
+    written = xr.open_zarr(tmp_path / "chl.zarr")
+    np.testing.assert_array_equal(written["lat"].values, scene["lat"].values)
+    assert np.array_equal(np.isnan(written["chl"].values.reshape(-1)), ~valid)
+    cube = scene[FEATURES].to_dataarray("wavelength").assign_coords(wavelength=MSI.wavelengths)
+    chunks = {"wavelength": -1, "y": 4, "x": 5}  # the band dimension: not the bands' own
+    chunked = raster.predict(model_file, cube, chunks=chunks, fill_value=FILL)
+    assert chunked["chl"].chunks == ((4, 4, 2), (5, 5, 2))
+    np.testing.assert_array_equal(chunked["chl"].values, written["chl"].values)
 
 
 def test_bad_settings(model_file):
@@ -420,3 +453,25 @@ def test_geotiff_output(tmp_path, model_file):
     assert written.attrs["long_name"] == tuple(raster.output_names(["chl"])[:-1])
     np.testing.assert_array_equal(written.values[0], out["chl"].values)
     assert written.x.values.tolist() == scene.x.values.tolist()
+    # a CF grid-mapping variable (as ACOLITE and GDAL write it) gives the GeoTIFF its CRS
+    cf, _ = _scene(shape=(6, 7), seed=7)  # bands with grid_mapping="crs"
+    cf["crs"].attrs["crs_wkt"] = rioxarray.crs.CRS.from_epsg(32633).to_wkt()
+    raster.write_scene(raster.predict(model_file, cf, chunks=4), tmp_path / "cf.tif")
+    assert rioxarray.open_rasterio(tmp_path / "cf.tif").rio.crs.to_epsg() == 32633
+    # a swath, or a time series, is no map: refused before any work, the old output kept
+    swath = cf.drop_vars("crs").rename(y="line", x="pixel")
+    with pytest.raises(ValueError, match=r"outputs lie on \('line', 'pixel'\): write .nc"):
+        raster.write_scene(raster.predict(model_file, swath), tmp_path / "chl.tif")
+    np.testing.assert_array_equal(rioxarray.open_rasterio(tmp_path / "chl.tif").values[0],
+                                  out["chl"].values)  # fmt: skip
+
+
+def test_a_zarr_scene_s_json_attributes_in_netcdf(tmp_path, model_file):
+    pytest.importorskip("h5py", reason="NetCDF-4 needs h5py (pip install 'mdn[raster]')")
+    scene, _ = _scene(shape=(5, 7), seed=5)
+    scene.attrs.update(processing={"ac": "acolite"}, cloud_masked=True, tile=None)
+    raster.write_scene(raster.predict(model_file, scene), tmp_path / "chl.nc")
+    written = xr.open_dataset(tmp_path / "chl.nc", engine="h5netcdf")
+    assert written.attrs["processing"] == '{"ac": "acolite"}'
+    assert written.attrs["cloud_masked"] == 1 and "tile" not in written.attrs
+    assert scene.attrs["cloud_masked"] is True  # the caller's dataset is left as it was

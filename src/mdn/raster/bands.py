@@ -140,7 +140,8 @@ def match_bands(
     Raises
     ------
     ValueError
-        Naming every feature without a band within the tolerance, with the nearest band.
+        Naming every feature without a band within the tolerance, with the nearest band,
+        or the features that would share one band matched by wavelength.
     """
     features = [str(f) for f in features]
     chosen = {} if bands is None else _by_hand(features, available, bands)
@@ -158,7 +159,27 @@ def match_bands(
             message = _missing(features, rest, wanted, names, wavelengths, tolerance_nm)
             raise (error if message is None else ValueError(message)) from None
         chosen.update({i: names[j] for i, j in zip(rest, index, strict=True)})
+        _refuse_shared(features, chosen, rest)
     return [chosen[i] for i in range(len(features))]
+
+
+def _refuse_shared(features: list[str], chosen: dict[int, str], by_wavelength: list[int]) -> None:
+    """Two features fed by one band would give the network a copied band where it learnt
+    two (a fluorescence peak, a red-edge slope): refuse it unless chosen by hand."""
+    takers: dict[str, list[str]] = {}
+    for i, band in sorted(chosen.items()):
+        takers.setdefault(band, []).append(features[i])
+    shared = [
+        f"{', '.join(names)} would take the same band, {band}"
+        for band, names in takers.items()
+        if len(names) > 1 and any(chosen[i] == band for i in by_wavelength)
+    ]
+    if shared:
+        raise ValueError(
+            f"the scene has one band where the model has several: {'; '.join(shared)} "
+            "(matched by wavelength). Use a scene with the model's bands, or choose the "
+            "bands by hand (bands=..., --bands) if you mean it"
+        )
 
 
 def _missing(features, rest, wanted, names, wavelengths, tolerance_nm) -> str | None:

@@ -4,8 +4,9 @@ A scene's tasks carry a ``ModelSource``: the model file's path and SHA-256, noth
 The first task a process runs loads the file into a small per-process cache, keyed by that
 checksum; the others find it there. A thread pool shares one copy; each worker process of a
 ``dask.distributed`` cluster loads its own, once, from the path (which every worker must
-see). A fitted ``MDN`` that was never saved travels inside its source instead, which dask
-sends to each worker once, as one piece of data that the tasks depend on.
+see). A fitted ``MDN`` that was never saved travels inside its source instead, as the model
+its saved bytes rebuild (a snapshot: refitting the object later changes nothing), which
+dask sends to each worker once, as one piece of data that the tasks depend on.
 """
 
 from __future__ import annotations
@@ -131,5 +132,7 @@ def model_source(model: MDN | str | os.PathLike) -> tuple[ModelSource, MDN]:
     with tempfile.TemporaryDirectory() as folder:  # the bytes `save` writes give the checksum
         saved = Path(folder) / "model.safetensors"
         model.save(saved)
-        source = ModelSource(None, file_sha256(saved), model)
+        # The model rebuilt from the hashed bytes, not the caller's object: a refit of that
+        # object must not change what this checksum (or a lazy prediction) stands for.
+        source = ModelSource(None, file_sha256(saved), MDN.load(saved))
     return source, source.load()

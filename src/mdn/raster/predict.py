@@ -134,6 +134,8 @@ def _blocks(chosen: list[xr.DataArray], chunks: object) -> list:
     if chunks is not None:
         if isinstance(chunks, int):
             chunks = {d: chunks if i >= first.ndim - 2 else 1 for i, d in enumerate(first.dims)}
+        else:  # a band dimension, say, is gone once the bands are apart
+            chunks = {d: size for d, size in dict(chunks).items() if d in first.dims}
         chosen = [band.chunk(chunks) for band in chosen]
     arrays = [band.data for band in chosen]
     return [arrays[0]] + [a.rechunk(arrays[0].chunks) for a in arrays[1:]]
@@ -248,13 +250,23 @@ def predict(
     return _dataset(stack, chosen[0], opened, fitted, settings, units, attrs)
 
 
+def _unchunked(variable: xr.Variable) -> xr.Variable:
+    """A coordinate without its source's chunk layout, which the outputs' blocks need not
+    share (Zarr refuses a stored chunk that spans two blocks)."""
+    variable = variable.copy(deep=False)
+    variable.encoding = {k: v for k, v in variable.encoding.items()
+                         if k not in ("chunks", "preferred_chunks", "chunksizes")}  # fmt: skip
+    return variable
+
+
 def _dataset(stack, template, scene, fitted, settings, units, attrs) -> xr.Dataset:
     """The predicted Dataset around the stacked outputs (FIELDS x targets, then the quality
     mask), with the template band's coordinates and grid mapping."""
     xr = require("xarray")
     dims, log_target = template.dims, fitted.target_transform == "log"
     targets = fitted.target_names_ or [f"y{d}" for d in range(fitted.n_outputs_)]
-    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(dims)}
+    coords = {k: _unchunked(v.variable) for k, v in template.coords.items()
+              if set(v.dims) <= set(dims)}  # fmt: skip
     named = (template.attrs.get("grid_mapping"), template.encoding.get("grid_mapping"))
     grid_mapping = next((m for m in named if m is not None and m in scene.variables), None)
     names, variables = iter(output_names(targets)), {}

@@ -5,11 +5,13 @@ temporary file beside the output that replaces it only when everything succeeded
 
 from __future__ import annotations
 
+import json
+import numbers
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,10 +117,13 @@ def _geotiff(dataset: xr.Dataset, path: Path) -> tuple[object, Callable[[], None
 
     names = [n for n, v in dataset.data_vars.items() if v.dtype == np.float32]
     cube = dataset[names].to_array(dim="band").assign_coords(band=np.arange(1, len(names) + 1))
+    _check_geotiff_dims(cube)
     cube.attrs = {"long_name": tuple(names), **dataset.attrs}
     mapping = dataset[names[0]].attrs.get("grid_mapping")
-    if mapping in dataset.variables:  # to_array dropped it with the variables' attributes
-        cube = cube.rio.write_grid_mapping(mapping)
+    if mapping in dataset.variables:  # to_array dropped it and the variables' attributes
+        cube = cube.assign_coords({mapping: dataset[mapping].variable}).rio.write_grid_mapping(
+            mapping
+        )
     cube = cube.rio.write_nodata(np.nan, encoded=False)
     tiled = path.with_name(path.name + ".tiles.tif")
     delayed = cube.rio.to_raster(tiled, driver="GTiff", tiled=True, blockxsize=512,
@@ -132,6 +137,38 @@ def _geotiff(dataset: xr.Dataset, path: Path) -> tuple[object, Callable[[], None
             tiled.unlink(missing_ok=True)
 
     return delayed, finish
+
+
+def _check_geotiff_dims(cube: xr.DataArray) -> None:
+    """A GeoTIFF holds a map: refuse, before any work, outputs that are not one."""
+    dims = cube.dims[1:]  # after the outputs' band
+    try:
+        spatial = len(dims) == 2 and {cube.rio.x_dim, cube.rio.y_dim} == set(dims)
+    except Exception:  # rioxarray's MissingSpatialDimensionError: no x/y (or lon/lat) dims
+        spatial = False
+    if not spatial:
+        raise ValueError(
+            f"a GeoTIFF holds a map on x and y dimensions; this scene's outputs lie on "
+            f"{dims}: write .nc or .zarr instead"
+        )
+
+
+def _netcdf_attrs(attrs: Mapping[str, object]) -> dict[str, object]:
+    """Global attributes NetCDF can store: a Zarr scene's JSON values (mappings, booleans,
+    null) become JSON text, integers or nothing."""
+    stored: dict[str, object] = {}
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            value = int(value)
+        elif isinstance(value, Mapping) or (
+            isinstance(value, (list, tuple))
+            and not all(isinstance(v, (numbers.Number, str)) for v in value)
+        ):
+            value = json.dumps(value, default=str)
+        stored[key] = value
+    return stored
 
 
 def netcdf_engine() -> str:
@@ -156,6 +193,8 @@ def netcdf_engine() -> str:
 def _writer(dataset: xr.Dataset, path: Path, kind: str) -> tuple[object, Callable[[], None]]:
     """What computes and writes the blocks, and what completes the file afterwards."""
     if kind == "netcdf":
+        dataset = dataset.copy(deep=False)  # the caller's attributes stay as they are
+        dataset.attrs = _netcdf_attrs(dataset.attrs)
         return dataset.to_netcdf(path, engine=netcdf_engine(), compute=False), lambda: None
     if kind == "zarr":
         # Zarr format 2 with consolidated metadata: what GDAL and older readers open
