@@ -50,6 +50,7 @@ LAYERS = [
         "crossval",
         "figures",
         "raster.bands",
+        "raster.cubes",
         "raster.models",
         "raster.metadata",
         "raster.writers",

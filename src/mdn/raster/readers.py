@@ -5,15 +5,19 @@ Layouts read (the first that fits, in this order):
 
 - SeaDAS (NASA OBPG) Level-2 NetCDF: ``Rrs_NNN`` in the ``geophysical_data`` group,
   latitude and longitude from ``navigation_data`` (the same groups in a Zarr store too);
+  PACE OCI's ``Rrs`` on ``wavelength_3d``, with the wavelengths from
+  ``sensor_band_parameters``;
 - any Dataset or file with variables ``Rrs_NNN`` (ACOLITE L2W, SeaDAS Level-3, your own);
   ACOLITE's water reflectance ``rhow_NNN`` is divided by pi;
 - POLYMER: ``RwNNN``, the water reflectance, so Rrs = Rw / pi;
-- a variable with a band dimension (``band``, ``wavelength``...) whose coordinate holds the
-  wavelengths in nm: ``Rrs`` by preference (``Rw``/``rhow`` are divided by pi).
+- a variable with a band dimension (``band``, ``wavelength``...; see ``mdn.raster.cubes``):
+  ``Rrs`` by preference (``Rw``/``rhow`` are divided by pi).
 
-Each band keeps its attributes, with ``wavelength`` (nm, from the variable's attribute or its
-name) and ``units`` set; the file's coordinates, grid mapping (CRS) and global attributes are
-kept, and ``mdn_layout`` names the layout found.
+Bands still packed (``scale_factor``/``add_offset`` in their attributes: a Dataset opened
+with ``mask_and_scale=False``) are decoded, lazily. Each band keeps its attributes, with
+``wavelength`` (nm, from the variable's attribute or its name) and ``units`` set; the file's
+coordinates, latitude and longitude (promoted to coordinates where they are variables),
+grid mapping (CRS) and global attributes are kept, and ``mdn_layout`` names the layout found.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mdn.raster.cubes import BAND_DIMS, band_axis
 from mdn.raster.optional import require
 
 if TYPE_CHECKING:
@@ -31,8 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BAND_DIMS", "DEFAULT_CHUNKS", "open_scene"]
 
-#: Names of a band dimension in a Dataset with all bands in one variable.
-BAND_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "lambda")
 #: Pixels per side of the blocks a scene is read in (a few MB per band).
 DEFAULT_CHUNKS = 512
 
@@ -43,22 +47,66 @@ _PREFIXES = {
     "rhow": (re.compile(rf"^rhow_{_NUMBER}$"), 1.0 / math.pi),
     "rw": (re.compile(rf"^Rw_?{_NUMBER}$"), 1.0 / math.pi),
 }
+# Geolocation that POLYMER (latitude, longitude) and ACOLITE (lat, lon) write as variables.
+_GEOLOCATION = {"latitude", "longitude", "lat", "lon"}
+
+
+def _group(path: Path, group: str, chunks: object, engine: str | None) -> xr.Dataset | None:
+    """One group of the file, or None where it has no such group."""
+    xr = require("xarray")
+    try:
+        return xr.open_dataset(path, group=group, chunks=chunks, engine=engine)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _with_navigation(data: xr.Dataset, navigation: xr.Dataset, where: Path) -> xr.Dataset:
+    """SeaDAS's latitude and longitude as coordinates of the bands, where they lie on the
+    bands' pixels. OBPG writes them on ``pixel_control_points``, which is the pixels of a
+    line unless the navigation is subsampled."""
+    names = [n for n in ("latitude", "longitude") if n in navigation.variables]
+    points = navigation.sizes.get("pixel_control_points")
+    if points is not None and points == data.sizes.get("pixels_per_line"):
+        navigation = navigation.rename_dims(pixel_control_points="pixels_per_line")
+    found = {n: navigation[n].variable for n in names}
+    fits = {n: v for n, v in found.items()
+            if all(data.sizes.get(d) == s for d, s in v.sizes.items())}  # fmt: skip
+    if len(fits) < len(found):
+        left = {n: dict(v.sizes) for n, v in found.items() if n not in fits}
+        warnings.warn(
+            f"{where}: navigation_data's {', '.join(left)} lie on {left[next(iter(left))]}, "
+            f"not on the bands' pixels {dict(data.sizes)} (subsampled control points?): the "
+            "scene is read without them; interpolate them to the pixels and "
+            "scene.assign_coords(latitude=..., longitude=...) if you need them",
+            stacklevel=5,  # the caller of open_scene
+        )
+    return data.assign_coords(fits)
+
+
+def _with_band_wavelengths(data: xr.Dataset, parameters: xr.Dataset) -> xr.Dataset:
+    """PACE OCI's band dimension ``wavelength_3d`` has its coordinate in another group."""
+    found = {}
+    for dim, size in data.sizes.items():
+        if dim in BAND_DIMS and dim not in data.coords and dim in parameters.variables:
+            wavelengths = parameters[dim]
+            if wavelengths.dims == (dim,) and wavelengths.size == size:
+                found[dim] = (dim, wavelengths.values, wavelengths.attrs)
+    return data.assign_coords(found)
 
 
 def _open_grouped(path: Path, chunks: object, engine: str | None) -> xr.Dataset:
     """The root of the file, or SeaDAS's groups joined where it has them."""
     xr = require("xarray")
     root = xr.open_dataset(path, chunks=chunks, engine=engine)
-    try:
-        data = xr.open_dataset(path, group="geophysical_data", chunks=chunks, engine=engine)
-    except (OSError, KeyError, ValueError):  # no such group: not a SeaDAS Level-2 file
+    data = _group(path, "geophysical_data", chunks, engine)
+    if data is None:  # not a SeaDAS Level-2 file
         return root
-    try:
-        navigation = xr.open_dataset(path, group="navigation_data", chunks=chunks, engine=engine)
-        names = [n for n in ("latitude", "longitude") if n in navigation.variables]
-        data = data.assign_coords({n: navigation[n] for n in names})
-    except (OSError, KeyError, ValueError):
-        pass  # bands without latitude and longitude are still bands
+    navigation = _group(path, "navigation_data", chunks, engine)
+    if navigation is not None:  # bands without latitude and longitude are still bands
+        data = _with_navigation(data, navigation, path)
+    parameters = _group(path, "sensor_band_parameters", None, engine)
+    if parameters is not None:
+        data = _with_band_wavelengths(data, parameters)
     return data.assign_attrs({**root.attrs, **data.attrs, "mdn_layout": "seadas"})
 
 
@@ -76,7 +124,23 @@ def _open_path(path: Path, chunks: object) -> xr.Dataset:
         raise ValueError(f"{path} is not a readable NetCDF or Zarr scene ({error})") from None
 
 
+def _decoded(variable: xr.DataArray) -> xr.DataArray:
+    """The band unpacked as xarray opens a file by default, where it is still packed
+    (``scale_factor``, ``add_offset`` in its attributes); lazily, dask arrays stay dask."""
+    if not {"scale_factor", "add_offset"} & set(variable.attrs):
+        return variable
+    xr = require("xarray")
+    name = str(variable.name or "band")
+    alone = xr.Dataset({name: variable.variable})  # without coordinates, left as they are
+    decoded = xr.decode_cf(alone, decode_times=False, decode_coords=False,
+                           decode_timedelta=False)[name].variable  # fmt: skip
+    out = xr.DataArray(decoded, coords=variable.coords, name=variable.name)
+    out.encoding = {**variable.encoding, **decoded.encoding}  # as a file opened decoded
+    return out
+
+
 def _band(variable: xr.DataArray, wavelength: float, factor: float) -> xr.DataArray:
+    variable = _decoded(variable)
     band = variable if factor == 1.0 else variable * factor
     attrs = dict(variable.attrs)
     attrs.update(wavelength=wavelength, units="sr-1",
@@ -109,28 +173,15 @@ def _named_bands(scene: xr.Dataset) -> tuple[str, dict[str, xr.DataArray]]:
 
 def _cube_bands(scene: xr.Dataset) -> dict[str, xr.DataArray]:
     """The bands of a variable with a band dimension, split into one variable each."""
-    cubes = {str(n): v for n, v in scene.data_vars.items() if set(v.dims) & set(BAND_DIMS)}
-    if not cubes:
+    axis = band_axis(scene)
+    if axis is None:
         return {}
-    preferred = [n for n in ("Rrs", "rrs", "Rw", "rhow") if n in cubes]
-    if not preferred and len(cubes) > 1:
-        raise ValueError(
-            f"several variables have a band dimension ({', '.join(cubes)}); name the "
-            "reflectance one 'Rrs', or pass that variable alone"
-        )
-    name = preferred[0] if preferred else next(iter(cubes))
-    cube = cubes[name]
-    dim = next(d for d in cube.dims if d in BAND_DIMS)
-    values = cube[dim].values if dim in cube.coords else None
-    if values is None or values.dtype.kind not in "iuf":
-        raise ValueError(
-            f"the variable {name!r} has a {dim!r} dimension without wavelengths (nm) as its "
-            f"coordinate; set them with scene.assign_coords({dim}=[443.0, 490.0, ...])"
-        )
+    name, dim, wavelengths = axis
+    cube = scene[name]
     factor = 1.0 / math.pi if name in ("Rw", "rhow") else 1.0
     return {
         f"Rrs_{float(w):g}": _band(cube.isel({dim: i}, drop=True), float(w), factor)
-        for i, w in enumerate(values)
+        for i, w in enumerate(wavelengths)
     }
 
 
@@ -143,16 +194,29 @@ def _layout(scene: xr.Dataset, prefix: str) -> str:
     return {"rw": "polymer", "rhow": "acolite"}.get(prefix, "xarray")
 
 
+def _geolocation(scene: xr.Dataset, dims: set) -> dict[str, xr.DataArray]:
+    """Latitude and longitude written as data variables on the bands' dimensions."""
+    return {
+        str(n): v
+        for n, v in scene.data_vars.items()
+        if v.ndim and set(v.dims) <= dims
+        and (str(n).lower() in _GEOLOCATION
+             or v.attrs.get("standard_name") in ("latitude", "longitude"))
+    }  # fmt: skip
+
+
 def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
     xr = require("xarray")
     prefix, bands = _named_bands(scene)
     if not bands:
         bands = _cube_bands(scene)
     if not bands:
+        found = ", ".join(f"{n}{tuple(map(str, v.dims))}" for n, v in scene.data_vars.items())
         raise ValueError(
             f"{where} holds no reflectance bands: expected variables Rrs_NNN (SeaDAS, "
             "ACOLITE, any), rhow_NNN (ACOLITE), RwNNN (POLYMER) or one with a band "
-            f"dimension ({', '.join(BAND_DIMS)}); found {', '.join(map(str, scene.data_vars))}"
+            f"dimension ({', '.join(BAND_DIMS)}); found {found or 'no variables'}. A band "
+            "dimension of another name: scene.rename({'<name>': 'band'})"
         )
     bands = dict(sorted(bands.items(), key=lambda item: item[1].attrs["wavelength"]))
     mappings = {str(b.attrs.get("grid_mapping", b.encoding.get("grid_mapping", "")))
@@ -160,6 +224,7 @@ def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
     extra = {m: scene[m] for m in mappings if m in scene.variables and m not in scene.coords}
     dims = {d for b in bands.values() for d in b.dims}
     coords = {k: v for k, v in scene.coords.items() if set(v.dims) <= dims}  # not a band axis
+    coords.update(_geolocation(scene, dims))
     out = xr.Dataset({**bands, **extra}, coords=coords, attrs=scene.attrs)
     out.attrs["mdn_layout"] = _layout(scene, prefix)
     return out
@@ -173,8 +238,8 @@ def open_scene(
     Parameters
     ----------
     scene : path-like, xarray.Dataset or xarray.DataArray
-        A NetCDF file (SeaDAS L2, ACOLITE, POLYMER or any with the layouts above), a Zarr
-        store, or a Dataset/DataArray in one of those layouts.
+        A NetCDF file (SeaDAS L2, PACE OCI L2, ACOLITE, POLYMER or any with the layouts
+        above), a Zarr store, or a Dataset/DataArray in one of those layouts.
     chunks : int, dict or None
         Blocks to read a file in (pixels per side, or xarray's ``chunks``): each block is
         read when it is needed, so a scene larger than memory can be predicted. None reads
@@ -183,9 +248,10 @@ def open_scene(
     Returns
     -------
     xarray.Dataset
-        ``Rrs_<nm>`` variables (sr^-1), ordered by wavelength, each with a ``wavelength``
-        attribute; the coordinates, grid mapping and attributes of the scene, and
-        ``attrs["mdn_layout"]``: "seadas", "acolite", "polymer" or "xarray".
+        ``Rrs_<nm>`` variables (sr^-1, decoded), ordered by wavelength, each with a
+        ``wavelength`` attribute; the coordinates (latitude and longitude among them), grid
+        mapping and attributes of the scene, and ``attrs["mdn_layout"]``: "seadas",
+        "acolite", "polymer" or "xarray".
     """
     xr = require("xarray")
     if isinstance(scene, xr.DataArray):
