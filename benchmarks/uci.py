@@ -115,6 +115,12 @@ def summarise(results: list[dict], key: str) -> dict[str, tuple[float, float, in
     return out
 
 
+def _mean_se(summary: tuple[float, float, int], mean: str, se: str) -> str:
+    """``mean +- se``, or the mean alone for one split (no standard error)."""
+    value, error, splits = summary
+    return f"{value:{mean}} +- {error:{se}}" if splits > 1 else f"{value:{mean}}"
+
+
 def tables(results: list[dict], label: str) -> str:
     """Markdown tables: NLL with the published figures, RMSE, and 90 % coverage."""
     names = list(dict.fromkeys(r["dataset"] for r in results))
@@ -125,7 +131,7 @@ def tables(results: list[dict], label: str) -> str:
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     lines.append(
         f"| **{label}** | "
-        + " | ".join(f"**{nll[n][0]:.2f} +- {nll[n][1]:.2f}**" for n in names)
+        + " | ".join(f"**{_mean_se(nll[n], '.2f', '.2f')}**" for n in names)
         + " |"
     )
     best = _wins(nll)
@@ -136,7 +142,7 @@ def tables(results: list[dict], label: str) -> str:
         rmse = summarise(results, key)
         lines.append(
             f"| {label}, point={point} | "
-            + " | ".join(f"{rmse[n][0]:.3g} +- {rmse[n][1]:.2g}" for n in names)
+            + " | ".join(_mean_se(rmse[n], ".3g", ".2g") for n in names)
             + " |"
         )
     coverage = summarise(results, "coverage_90")
@@ -182,7 +188,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--splits", type=int, default=None, help="first N splits (default all)")
     parser.add_argument(
-        "--quick", action="store_true", help=f"2 splits of {', '.join(QUICK)} (the CI check)"
+        "--quick",
+        action="store_true",
+        help=f"2 splits (or --splits, if fewer) of {', '.join(QUICK)} (the CI check)",
     )
     parser.add_argument("--params", default="{}", help="MDN parameters as JSON")
     parser.add_argument("--label", default=None, help="name of this model in the table")
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=None, help="write per-split results (JSON)")
     args = parser.parse_args(argv)
     names = list(QUICK) if args.quick else args.datasets.split(",")
-    splits = 2 if args.quick else args.splits
+    splits = min(2, args.splits or 2) if args.quick else args.splits
     params = json.loads(args.params)
     if "hidden" in params:
         params["hidden"] = tuple(params["hidden"])

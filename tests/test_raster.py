@@ -361,6 +361,7 @@ def test_an_unsaved_model_is_a_snapshot(model_file):
     np.testing.assert_allclose(again["chl"].values.reshape(-1)[valid], expected, rtol=RTOL)
 
 
+@pytest.mark.filterwarnings("ignore:The specified chunks separate the stored chunks")
 def test_block_sizes_and_coordinates_stored_in_other_chunks(tmp_path, model_file):
     scene, valid = _scene(shape=(10, 12), seed=4)
     scene.drop_vars("crs").chunk(7).to_zarr(tmp_path / "scene.zarr", zarr_format=2)
