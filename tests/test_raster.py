@@ -40,19 +40,6 @@ def _spectra(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.uniform(0.001, 0.02, size=(n, len(FEATURES)))
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    X = _spectra(rng, 400)
-    chl = np.exp(2 * np.log(X[:, 0] / X[:, 2]) + rng.normal(0, 0.3, len(X)))
-    model = MDN(n_mix=3, hidden=(16,), n_iter=50, n_models=2, verbose=0, random_state=0,
-                target_transform="log")  # fmt: skip
-    model.fit(pd.DataFrame(X, columns=FEATURES), pd.Series(chl, name="chl"))
-    path = tmp_path_factory.mktemp("raster") / "chl.safetensors"
-    model.save(path)
-    return path
-
-
 def _scene(shape=(9, 11), seed=1) -> tuple[xr.Dataset, np.ndarray]:
     """A scene in MSI bands with a CRS, 2-D latitude, and every kind of bad pixel."""
     rng = np.random.default_rng(seed)
@@ -92,11 +79,11 @@ def _rows(scene: xr.Dataset, valid: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(flat[valid].astype(np.float64), columns=FEATURES)
 
 
-def test_predict_equals_row_by_row(model_file):
-    model = MDN.load(model_file)
+def test_predict_equals_row_by_row(msi_model_file):
+    model = MDN.load(msi_model_file)
     assert model.member_spread_ == 1.0  # the members' means below are then the pooled ones'
     scene, valid = _scene()
-    out = raster.predict(model_file, scene, point="median", interval=0.8, chunks=4)
+    out = raster.predict(msi_model_file, scene, point="median", interval=0.8, chunks=4)
     assert out["chl"].chunks == ((4, 4, 1), (4, 4, 3))  # streamed: 9 blocks
     out = out.compute()
     rows = _rows(scene, valid)
@@ -148,9 +135,9 @@ def test_two_targets_and_one_member():
     assert out["ratio"].attrs["units"] == "1" and out["tss_lower"].attrs["units"] == "g m-3"
 
 
-def test_coordinates_attributes_and_provenance(model_file):
+def test_coordinates_attributes_and_provenance(msi_model_file):
     scene, _ = _scene()
-    out = raster.predict(model_file, scene, chunks=5)
+    out = raster.predict(msi_model_file, scene, chunks=5)
     assert list(out.data_vars) == [*raster.output_names(["chl"]), "crs"]
     np.testing.assert_array_equal(out["lat"].values, scene["lat"].values)
     assert out["x"].equals(scene["x"]) and out["crs"].attrs == scene["crs"].attrs
@@ -163,29 +150,29 @@ def test_coordinates_attributes_and_provenance(model_file):
     flags = out[raster.QUALITY].attrs
     assert flags["flag_meanings"] == "valid invalid_reflectance beyond_model_range"
     assert list(flags["flag_values"]) == [0, 1, 2]
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    digest = hashlib.sha256(msi_model_file.read_bytes()).hexdigest()
     assert out.attrs["mdn_model_sha256"] == digest and out.attrs["mdn_version"]
     assert out.attrs["title"] == "a synthetic MSI scene"
     assert out.attrs["history"].startswith("made by a test\n") and digest in out.attrs["history"]
 
 
-def test_an_unsaved_model_and_a_fill_value_given(model_file):
-    model = MDN.load(model_file)
+def test_an_unsaved_model_and_a_fill_value_given(msi_model_file):
+    model = MDN.load(msi_model_file)
     scene, valid = _scene(shape=(5, 6), seed=2)
     scene[FEATURES[0]].values[1, 1] = 0.0125  # the fill value passed below
     valid = valid & (scene[FEATURES[0]].values.reshape(-1) != np.float32(0.0125))
     out = raster.predict(model, scene, fill_value=np.float32(0.0125), chunks=3).compute()
     np.testing.assert_array_equal(np.isnan(out["chl"].values.reshape(-1)), ~valid)
-    from_file = raster.predict(model_file, scene, fill_value=np.float32(0.0125)).compute()
+    from_file = raster.predict(msi_model_file, scene, fill_value=np.float32(0.0125)).compute()
     assert from_file["chl"].equals(out["chl"])
     assert out.attrs["mdn_model_sha256"] == from_file.attrs["mdn_model_sha256"]
 
 
-def test_a_cluster_of_two_processes_predicts_as_threads(model_file):
+def test_a_cluster_of_two_processes_predicts_as_threads(msi_model_file):
     pytest.importorskip("distributed")
     dask = pytest.importorskip("dask")
     scene, _ = _scene(shape=(12, 10), seed=3)
-    out = raster.predict(model_file, scene, interval=0.9, chunks=6)
+    out = raster.predict(msi_model_file, scene, interval=0.9, chunks=6)
     threaded = out.compute(scheduler="threads")
     # Forked worker processes start in a second where spawned ones import torch afresh (20 s
     # and more here); tasks and data still go to them pickled, over TCP.
@@ -313,20 +300,20 @@ def _olci_scene(shape=(4, 6)) -> xr.Dataset:
     })  # fmt: skip
 
 
-def test_msi_model_on_an_olci_scene(model_file):
+def test_msi_model_on_an_olci_scene(msi_model_file):
     scene = _olci_scene()
     with pytest.raises(ValueError, match=r"feature\(s\) Rrs_741 \(nearest Rrs_754, 12.75 nm"):
-        raster.predict(model_file, scene)  # MSI's 740.5 nm band has no OLCI twin
-    out = raster.predict(model_file, scene, tolerance_nm=14)
+        raster.predict(msi_model_file, scene)  # MSI's 740.5 nm band has no OLCI twin
+    out = raster.predict(msi_model_file, scene, tolerance_nm=14)
     assert out.attrs["mdn_bands"] == ("Rrs_443=Rrs_443, Rrs_492=Rrs_490, Rrs_560=Rrs_560, "
                                       "Rrs_665=Rrs_665, Rrs_704=Rrs_709, Rrs_741=Rrs_754, "
                                       "Rrs_783=Rrs_779")  # fmt: skip
     chosen = ["Rrs_443", "Rrs_490", "Rrs_560", "Rrs_665", "Rrs_709", "Rrs_754", "Rrs_779"]
     rows = pd.DataFrame(np.stack([scene[b].values.reshape(-1) for b in chosen], 1),
                         columns=FEATURES)  # fmt: skip
-    np.testing.assert_allclose(out["chl"].values.reshape(-1), MDN.load(model_file).predict(rows),
-                               rtol=RTOL)  # fmt: skip
-    by_hand = raster.predict(model_file, scene, bands={"Rrs_741": "Rrs_754"}).compute()
+    expected = MDN.load(msi_model_file).predict(rows)
+    np.testing.assert_allclose(out["chl"].values.reshape(-1), expected, rtol=RTOL)
+    by_hand = raster.predict(msi_model_file, scene, bands={"Rrs_741": "Rrs_754"}).compute()
     assert by_hand["chl"].equals(out["chl"].compute())
 
 
@@ -347,53 +334,53 @@ def test_band_choices_refused():
     assert by_hand == ["Rrs_443", "Rrs_443"]
 
 
-def test_an_unsaved_model_is_a_snapshot(model_file):
+def test_an_unsaved_model_is_a_snapshot(msi_model_file):
     """A lazy prediction, and the per-process cache keyed by the saved bytes' checksum, keep
     the model as it was: refitting the object afterwards changes neither."""
-    model = MDN.load(model_file)
+    model = MDN.load(msi_model_file)
     scene, valid = _scene(shape=(5, 6), seed=3)
     lazy = raster.predict(model, scene)
     rows = _rows(scene, valid)
     expected = model.predict(rows)
     model.set_params(n_iter=5).fit(rows, np.full(len(rows), 50.0))  # refit in place
     np.testing.assert_allclose(lazy["chl"].values.reshape(-1)[valid], expected, rtol=RTOL)
-    again = raster.predict(model_file, scene).compute()  # the same checksum as `lazy`'s
+    again = raster.predict(msi_model_file, scene).compute()  # the same checksum as `lazy`'s
     np.testing.assert_allclose(again["chl"].values.reshape(-1)[valid], expected, rtol=RTOL)
 
 
 @pytest.mark.filterwarnings("ignore:The specified chunks separate the stored chunks")
-def test_block_sizes_and_coordinates_stored_in_other_chunks(tmp_path, model_file):
+def test_block_sizes_and_coordinates_stored_in_other_chunks(tmp_path, msi_model_file):
     scene, valid = _scene(shape=(10, 12), seed=4)
     scene.drop_vars("crs").chunk(7).to_zarr(tmp_path / "scene.zarr", zarr_format=2)
-    out = raster.predict(model_file, tmp_path / "scene.zarr", chunks=4)
+    out = raster.predict(msi_model_file, tmp_path / "scene.zarr", chunks=4)
     raster.write_scene(out, tmp_path / "chl.zarr")  # lat is stored in 7 x 7 chunks
     written = xr.open_zarr(tmp_path / "chl.zarr")
     np.testing.assert_array_equal(written["lat"].values, scene["lat"].values)
     assert np.array_equal(np.isnan(written["chl"].values.reshape(-1)), ~valid)
     cube = scene[FEATURES].to_dataarray("wavelength").assign_coords(wavelength=MSI.wavelengths)
     chunks = {"wavelength": -1, "y": 4, "x": 5}  # the band dimension: not the bands' own
-    chunked = raster.predict(model_file, cube, chunks=chunks, fill_value=FILL)
+    chunked = raster.predict(msi_model_file, cube, chunks=chunks, fill_value=FILL)
     assert chunked["chl"].chunks == ((4, 4, 2), (5, 5, 2))
     np.testing.assert_array_equal(chunked["chl"].values, written["chl"].values)
 
 
-def test_bad_settings(model_file):
+def test_bad_settings(msi_model_file):
     scene, _ = _scene(shape=(6, 7))
     with pytest.raises(ValueError, match="interval must lie strictly between 0 and 1"):
-        raster.predict(model_file, scene, interval=1.0)
+        raster.predict(msi_model_file, scene, interval=1.0)
     with pytest.raises(ValueError, match="point must be one of"):
-        raster.predict(model_file, scene, point="best")
+        raster.predict(msi_model_file, scene, point="best")
     with pytest.raises(FileNotFoundError, match="no such model file"):
-        raster.predict(model_file.with_name("absent.safetensors"), scene)
+        raster.predict(msi_model_file.with_name("absent.safetensors"), scene)
 
 
 # ---------------------------------------------------------------------------------- command
-def test_predict_scene_command(tmp_path, model_file, monkeypatch):
+def test_predict_scene_command(tmp_path, msi_model_file, monkeypatch):
     scene, valid = _scene(shape=(6, 7), seed=6)
     scene_file = tmp_path / "scene.nc"
     _write_netcdf(scene.drop_vars("crs"), scene_file)
     output = tmp_path / "chl.zarr"
-    command = ["predict-scene", str(model_file), str(scene_file), "-o", str(output)]
+    command = ["predict-scene", str(msi_model_file), str(scene_file), "-o", str(output)]
     result = CliRunner().invoke(main, [*command, "--interval", "0.8", "--chunks", "4"])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "Rrs_443=Rrs_443" in result.output
@@ -402,7 +389,7 @@ def test_predict_scene_command(tmp_path, model_file, monkeypatch):
         result.output
     )
     written = xr.open_zarr(output)
-    expected = raster.predict(model_file, scene_file, interval=0.8, chunks=4).compute()
+    expected = raster.predict(msi_model_file, scene_file, interval=0.8, chunks=4).compute()
     for name in raster.output_names(["chl"]):
         np.testing.assert_array_equal(written[name].values, expected[name].values)
     assert np.array_equal(np.isnan(written["chl"].values.reshape(-1)), ~valid)
@@ -421,10 +408,10 @@ def test_predict_scene_command(tmp_path, model_file, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
-def test_netcdf_output(tmp_path, model_file):
+def test_netcdf_output(tmp_path, msi_model_file):
     pytest.importorskip("h5py", reason="NetCDF-4 needs h5py (pip install 'mdn[raster]')")
     scene, _ = _scene(shape=(6, 7), seed=10)
-    out = raster.predict(model_file, scene, chunks=4)
+    out = raster.predict(msi_model_file, scene, chunks=4)
     raster.write_scene(out, tmp_path / "chl.nc")
     written = xr.open_dataset(tmp_path / "chl.nc", engine="h5netcdf")
     for name in raster.output_names(["chl"]):
@@ -434,7 +421,7 @@ def test_netcdf_output(tmp_path, model_file):
     assert written.attrs["mdn_model_sha256"] == out.attrs["mdn_model_sha256"]
     # the command counts the empty pixels in what it wrote
     _write_netcdf(scene.drop_vars("crs"), tmp_path / "scene.nc")
-    command = ["predict-scene", str(model_file), str(tmp_path / "scene.nc"), "-o"]
+    command = ["predict-scene", str(msi_model_file), str(tmp_path / "scene.nc"), "-o"]
     result = CliRunner().invoke(main, [*command, str(tmp_path / "cli.nc"), "-q"])
     assert result.exit_code == 0, result.output
     flags = written["quality_flag"].values
@@ -443,11 +430,11 @@ def test_netcdf_output(tmp_path, model_file):
     )
 
 
-def test_geotiff_output(tmp_path, model_file):
+def test_geotiff_output(tmp_path, msi_model_file):
     rioxarray = pytest.importorskip("rioxarray")
     scene, _ = _scene(shape=(6, 7), seed=7)
     scene = scene.drop_vars(["crs", "lat"]).rio.write_crs("EPSG:32631")
-    out = raster.predict(model_file, scene, chunks=4)
+    out = raster.predict(msi_model_file, scene, chunks=4)
     raster.write_scene(out, tmp_path / "chl.tif")
     written = rioxarray.open_rasterio(tmp_path / "chl.tif")
     assert written.rio.crs.to_epsg() == 32631
@@ -457,21 +444,21 @@ def test_geotiff_output(tmp_path, model_file):
     # a CF grid-mapping variable (as ACOLITE and GDAL write it) gives the GeoTIFF its CRS
     cf, _ = _scene(shape=(6, 7), seed=7)  # bands with grid_mapping="crs"
     cf["crs"].attrs["crs_wkt"] = rioxarray.crs.CRS.from_epsg(32633).to_wkt()
-    raster.write_scene(raster.predict(model_file, cf, chunks=4), tmp_path / "cf.tif")
+    raster.write_scene(raster.predict(msi_model_file, cf, chunks=4), tmp_path / "cf.tif")
     assert rioxarray.open_rasterio(tmp_path / "cf.tif").rio.crs.to_epsg() == 32633
     # a swath, or a time series, is no map: refused before any work, the old output kept
     swath = cf.drop_vars("crs").rename(y="line", x="pixel")
     with pytest.raises(ValueError, match=r"outputs lie on \('line', 'pixel'\): write .nc"):
-        raster.write_scene(raster.predict(model_file, swath), tmp_path / "chl.tif")
+        raster.write_scene(raster.predict(msi_model_file, swath), tmp_path / "chl.tif")
     np.testing.assert_array_equal(rioxarray.open_rasterio(tmp_path / "chl.tif").values[0],
                                   out["chl"].values)  # fmt: skip
 
 
-def test_a_zarr_scene_s_json_attributes_in_netcdf(tmp_path, model_file):
+def test_a_zarr_scene_s_json_attributes_in_netcdf(tmp_path, msi_model_file):
     pytest.importorskip("h5py", reason="NetCDF-4 needs h5py (pip install 'mdn[raster]')")
     scene, _ = _scene(shape=(5, 7), seed=5)
     scene.attrs.update(processing={"ac": "acolite"}, cloud_masked=True, tile=None)
-    raster.write_scene(raster.predict(model_file, scene), tmp_path / "chl.nc")
+    raster.write_scene(raster.predict(msi_model_file, scene), tmp_path / "chl.nc")
     written = xr.open_dataset(tmp_path / "chl.nc", engine="h5netcdf")
     assert written.attrs["processing"] == '{"ac": "acolite"}'
     assert written.attrs["cloud_masked"] == 1 and "tile" not in written.attrs

@@ -31,19 +31,6 @@ def _spectra(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.uniform(0.001, 0.02, size=(n, len(FEATURES)))
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    X = _spectra(rng, 300)
-    chl = np.exp(2 * np.log(X[:, 0] / X[:, 2]) + rng.normal(0, 0.3, len(X)))
-    model = MDN(n_mix=3, hidden=(16,), n_iter=30, n_models=2, verbose=0, random_state=0,
-                target_transform="log")  # fmt: skip
-    model.fit(pd.DataFrame(X, columns=FEATURES), pd.Series(chl, name="chl"))
-    path = tmp_path_factory.mktemp("readers") / "chl.safetensors"
-    model.save(path)
-    return path
-
-
 def _cube(shape=(4, 5), seed=1) -> np.ndarray:
     """MSI reflectances (band first), one pixel missing."""
     rng = np.random.default_rng(seed)
@@ -56,14 +43,14 @@ def _write(dataset: xr.Dataset, path, group: str | None = None, encoding=None, m
     dataset.to_netcdf(path, engine="h5netcdf", group=group, mode=mode, encoding=encoding)
 
 
-def _assert_predicts(model_file, scene, decoded: np.ndarray, coords=()) -> xr.Dataset:
+def _assert_predicts(msi_model_file, scene, decoded: np.ndarray, coords=()) -> xr.Dataset:
     """``raster.predict`` on the scene equals ``MDN.predict`` on the decoded pixels (band
     first), NaN exactly where a band is missing, and keeps the coordinates named."""
-    out = raster.predict(model_file, scene).compute()
+    out = raster.predict(msi_model_file, scene).compute()
     X = decoded.reshape(len(decoded), -1).T.astype(np.float64)
     ok = np.isfinite(X).all(1) & (X > 0).all(1)
     assert 0 < ok.sum() < len(X)
-    expected = MDN.load(model_file).predict(pd.DataFrame(X[ok], columns=FEATURES))
+    expected = MDN.load(msi_model_file).predict(pd.DataFrame(X[ok], columns=FEATURES))
     got = out["chl"].values.reshape(-1)
     np.testing.assert_array_equal(np.isnan(got), ~ok)
     np.testing.assert_allclose(got[ok], expected.to_numpy().ravel(), rtol=RTOL)
@@ -93,7 +80,7 @@ def _seadas(path, cube: np.ndarray, control_points: int) -> np.ndarray:
     return latitude
 
 
-def test_seadas_latitude_longitude_on_control_points(tmp_path, model_file, recwarn):
+def test_seadas_latitude_longitude_on_control_points(tmp_path, msi_model_file, recwarn):
     path = tmp_path / "S2A_MSI.L2.OC.nc"
     latitude = _seadas(path, _cube(), control_points=5)
     scene = raster.open_scene(path)
@@ -105,7 +92,7 @@ def test_seadas_latitude_longitude_on_control_points(tmp_path, model_file, recwa
     assert not [w for w in recwarn if "navigation_data" in str(w.message)]
     decoded = xr.open_dataset(path, group="geophysical_data")
     pixels = np.stack([decoded[b].values for b in FEATURES])
-    out = _assert_predicts(model_file, path, pixels, ("latitude", "longitude"))
+    out = _assert_predicts(msi_model_file, path, pixels, ("latitude", "longitude"))
     np.testing.assert_array_equal(out["latitude"].values, latitude)
 
 
@@ -127,7 +114,7 @@ def test_seadas_subsampled_control_points_are_left_out(tmp_path):
     ],
 )  # fmt: skip
 def test_latitude_longitude_variables_become_coordinates(
-    tmp_path, model_file, prefix, factor, attrs, names, layout
+    tmp_path, msi_model_file, prefix, factor, attrs, names, layout
 ):
     cube = _cube((5, 6))
     dims = ("height", "width")
@@ -149,7 +136,7 @@ def test_latitude_longitude_variables_become_coordinates(
     assert list(raster.scene_bands(scene).values()) == WAVELENGTHS
     assert set(scene.coords) == set(names) and set(scene.data_vars) == set(FEATURES)
     np.testing.assert_array_equal(scene[names[0]].values, latitude)
-    out = _assert_predicts(model_file, path, cube, names)
+    out = _assert_predicts(msi_model_file, path, cube, names)
     np.testing.assert_array_equal(out[names[1]].values, latitude - 38)
     assert out[names[0]].attrs["standard_name"] == "latitude"
 
@@ -161,7 +148,7 @@ def test_latitude_longitude_variables_become_coordinates(
     [({"mask_and_scale": False}, 2), ({"decode_cf": False}, None)],
     ids=["mask_and_scale-dask", "decode_cf-numpy"],
 )
-def test_packed_bands_are_decoded(tmp_path, model_file, encoding, undecoded, chunks):
+def test_packed_bands_are_decoded(tmp_path, msi_model_file, encoding, undecoded, chunks):
     cube = _cube()
     dims = ("y", "x")
     path = tmp_path / "packed.nc"
@@ -176,12 +163,12 @@ def test_packed_bands_are_decoded(tmp_path, model_file, encoding, undecoded, chu
         assert (scene[band].chunks is not None) == (chunks is not None)  # still lazy
         np.testing.assert_array_equal(scene[band].values, decoded[band].values)
     assert np.isnan(scene["Rrs_560"].values[0, 1])  # the fill value, as NaN
-    _assert_predicts(model_file, raw, np.stack([decoded[b].values for b in FEATURES]))
+    _assert_predicts(msi_model_file, raw, np.stack([decoded[b].values for b in FEATURES]))
 
 
 # ------------------------------------------------------------- band numbers and wavelengths
 @pytest.mark.parametrize("coordinate, units", [("wavelength", None), ("centre", "nm")])
-def test_band_numbers_with_a_wavelength_coordinate(model_file, coordinate, units):
+def test_band_numbers_with_a_wavelength_coordinate(msi_model_file, coordinate, units):
     cube = _cube((3, 4))
     attrs = {"units": units} if units else {}
     scene = xr.DataArray(
@@ -198,7 +185,7 @@ def test_band_numbers_with_a_wavelength_coordinate(model_file, coordinate, units
     assert raster.scene_bands(opened) == dict(zip(FEATURES, WAVELENGTHS, strict=True))
     assert set(opened.coords) == {"y", "x"}
     np.testing.assert_array_equal(opened["Rrs_665"].values, cube[3])
-    _assert_predicts(model_file, scene, cube, ("y", "x"))
+    _assert_predicts(msi_model_file, scene, cube, ("y", "x"))
 
 
 def test_band_numbers_alone_are_refused():
@@ -212,7 +199,7 @@ def test_band_numbers_alone_are_refused():
 
 
 # -------------------------------------------------------------------------------- PACE OCI
-def test_pace_oci_rrs_on_wavelength_3d(tmp_path, model_file):
+def test_pace_oci_rrs_on_wavelength_3d(tmp_path, msi_model_file):
     wavelengths = [413.0, *WAVELENGTHS]  # one band more than the model takes
     cube = np.concatenate([_cube()[:1] * 1.1, _cube()])
     dims = (*LINES, "wavelength_3d")
@@ -238,7 +225,7 @@ def test_pace_oci_rrs_on_wavelength_3d(tmp_path, model_file):
     assert set(scene.coords) == {"latitude", "longitude"} and scene["Rrs_443"].dims == LINES
     decoded = xr.open_dataset(path, group="geophysical_data")["Rrs"]
     np.testing.assert_array_equal(scene["Rrs_492"].values, decoded.values[..., 2])
-    _assert_predicts(model_file, path, np.moveaxis(decoded.values, -1, 0)[1:], ("latitude",))
+    _assert_predicts(msi_model_file, path, np.moveaxis(decoded.values, -1, 0)[1:], ("latitude",))
     # the geophysical_data group alone, still packed: wavelengths given, Rrs decoded
     raw = xr.open_dataset(path, group="geophysical_data", mask_and_scale=False, chunks=2)
     alone = raster.open_scene(raw.assign_coords(wavelength_3d=wavelengths))
