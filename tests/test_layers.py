@@ -51,6 +51,7 @@ LAYERS = [
         "figures",
         "raster.bands",
         "raster.cubes",
+        "raster.flags",
         "raster.models",
         "raster.metadata",
         "raster.writers",

@@ -148,8 +148,8 @@ def test_coordinates_attributes_and_provenance(msi_model_file):
     assert "ln(chl)" in out["chl_epistemic_sd"].attrs["long_name"]
     assert math.isnan(out["chl_upper"].encoding["_FillValue"])
     flags = out[raster.QUALITY].attrs
-    assert flags["flag_meanings"] == "valid invalid_reflectance beyond_model_range"
-    assert list(flags["flag_values"]) == [0, 1, 2]
+    assert flags["flag_meanings"] == "valid invalid_reflectance beyond_model_range flagged_in_scene"
+    assert list(flags["flag_values"]) == [0, 1, 2, 3]
     digest = hashlib.sha256(msi_model_file.read_bytes()).hexdigest()
     assert out.attrs["mdn_model_sha256"] == digest and out.attrs["mdn_version"]
     assert out.attrs["title"] == "a synthetic MSI scene"
@@ -362,6 +362,64 @@ def test_block_sizes_and_coordinates_stored_in_other_chunks(tmp_path, msi_model_
     chunked = raster.predict(msi_model_file, cube, chunks=chunks, fill_value=FILL)
     assert chunked["chl"].chunks == ((4, 4, 2), (5, 5, 2))
     np.testing.assert_array_equal(chunked["chl"].values, written["chl"].values)
+
+
+def _with_l2_flags(scene: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
+    """SeaDAS's l2_flags beside the bands: ATMFAIL (bit 0), LAND (1), CLDICE (3)."""
+    flags = np.zeros(scene[FEATURES[0]].shape, np.int32)
+    flags[0, 4], flags[1, 5], flags[2, 6], flags[3, 0] = 1, 2, 8, 2 | 8
+    attrs = {"flag_masks": np.array([1, 2, 8], np.int32), "flag_meanings": "ATMFAIL LAND CLDICE"}
+    return scene.assign(l2_flags=(("y", "x"), flags, attrs)), flags.reshape(-1)
+
+
+def test_the_scene_s_own_flags_mask_pixels(tmp_path, msi_model_file):
+    scene, valid = _scene(shape=(6, 7), seed=11)
+    scene, flags = _with_l2_flags(scene)
+    plain = raster.predict(msi_model_file, scene).compute()
+    out = raster.predict(msi_model_file, scene, mask_flags=["land", "CLDICE"]).compute()
+    masked = valid & ((flags & 10) != 0)  # LAND or CLDICE, on pixels that were valid
+    assert masked.sum() == 3
+    quality = out[raster.QUALITY].values.reshape(-1)
+    np.testing.assert_array_equal(quality, np.where(masked, 3, _flags(valid, (6, 7))))
+    chl, before = out["chl"].values.reshape(-1), plain["chl"].values.reshape(-1)
+    assert np.array_equal(np.isnan(chl), ~valid | masked)
+    np.testing.assert_array_equal(chl[valid & ~masked], before[valid & ~masked])  # ATMFAIL too
+    assert out.attrs["mdn_mask_flags"] == "l2_flags: land CLDICE"
+    assert "l2_flags" not in out and "mdn_mask_flags" not in plain.attrs
+    with pytest.raises(
+        ValueError, match="flags hold no GLINT; it has l2_flags: ATMFAIL LAND CLDICE"
+    ):
+        raster.predict(msi_model_file, scene, mask_flags=["LAND", "GLINT"])
+    with pytest.raises(ValueError, match="no flag variable"):
+        raster.predict(msi_model_file, scene.drop_vars("l2_flags"), mask_flags=["LAND"])
+    # from a file, by the command; the empty pixels are counted by reason
+    _write_netcdf(scene.drop_vars("crs"), tmp_path / "scene.nc")
+    command = ["predict-scene", str(msi_model_file), str(tmp_path / "scene.nc"), "-q"]
+    result = CliRunner().invoke(
+        main, [*command, "-o", str(tmp_path / "chl.zarr"), "--mask-flags", "LAND,CLDICE"]
+    )
+    assert result.exit_code == 0, result.output
+    written = xr.open_zarr(tmp_path / "chl.zarr")
+    np.testing.assert_array_equal(written[raster.QUALITY].values, out[raster.QUALITY].values)
+    assert "3 flagged in scene" in result.output
+
+
+def test_flag_masks_by_name():
+    from mdn.raster.flags import flag_mask, flag_variables
+
+    def flags(dtype, masks, meanings):
+        return (("y",), np.zeros(2, dtype), {"flag_masks": masks, "flag_meanings": meanings})
+
+    scene = xr.Dataset({"a": flags(np.int32, [1, 4], "LAND CLOUD"),
+                        "b": flags(np.uint8, [2], "GLINT"),
+                        "c": flags(np.float32, [1], "FLOAT"),  # not a flag variable
+                        "d": flags(np.int16, [1, 2], "ONE")})  # fmt: skip
+    assert flag_variables(scene) == {"a": {"LAND": 1, "CLOUD": 4}, "b": {"GLINT": 2}}
+    assert flag_mask(scene, ["cloud", "LAND"]) == ("a", 5)
+    with pytest.raises(ValueError, match="lie in different variables; name flags of one"):
+        flag_mask(scene, ["LAND", "GLINT"])
+    with pytest.raises(ValueError, match="at least one flag"):
+        flag_mask(scene, [" "])
 
 
 def test_bad_settings(msi_model_file):

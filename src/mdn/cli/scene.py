@@ -73,6 +73,11 @@ def _run(scene, output, quiet, workers) -> None:
     help="Coverage of the central interval.",
 )
 @click.option(
+    "--mask-flags",
+    help="The scene's own flags whose pixels are left out (quality_flag 3), comma-separated: "
+    "SeaDAS l2_flags such as LAND,CLDICE,HIGLINT.",
+)
+@click.option(
     "--workers",
     type=int,
     default=0,
@@ -86,8 +91,8 @@ def _run(scene, output, quiet, workers) -> None:
     help="Pixels per side of the blocks read and predicted at a time.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")  # fmt: skip
-def predict_scene(model_file, scene_file, output, bands, tolerance, point, interval, workers,
-                  chunks, quiet):  # fmt: skip
+def predict_scene(model_file, scene_file, output, bands, tolerance, point, interval, mask_flags,
+                  workers, chunks, quiet):  # fmt: skip
     """Predict every pixel of SCENE with MODEL, block by block, and write --output.
 
     SCENE is a SeaDAS L2, ACOLITE or POLYMER NetCDF file, or a NetCDF/Zarr file with one
@@ -96,8 +101,9 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
 
     Per target T the output holds T (the point estimate), T_lower and T_upper (the central
     --interval), T_aleatoric_sd and T_epistemic_sd (for a log target: of ln T), and
-    quality_flag (1 where a band is NaN, not positive or a fill value, 2 where a band lies
-    beyond the model's range; every output is empty there), with the scene's coordinates,
+    quality_flag (1 where a band is NaN, not positive or a fill value, 3 where one of
+    --mask-flags is set, 2 where a band lies beyond the model's range; every output is
+    empty there), with the scene's coordinates,
     CRS and attributes, CF attributes and the provenance (mdn version, the model file's
     SHA-256). The output appears only when complete; an existing one is replaced then,
     never damaged by a failed run. The pixels left empty are counted by their flag.
@@ -105,14 +111,17 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
     \b
     Examples:
       mdn predict-scene chl.safetensors S2A_L2W.nc -o chl.nc
+      mdn predict-scene chl.safetensors AQUA_MODIS.L2.OC.nc -o chl.nc --mask-flags LAND,CLDICE
       mdn predict-scene chl.safetensors scene.zarr -o chl.tif --point median --workers 2
       mdn predict-scene chl.safetensors olci.nc -o chl.zarr --bands Rrs_442.5,Rrs_490,...
     """
     output = check_scene_output(output)
     if workers < 0 or chunks < 1:
         raise ValueError(f"--workers must be >= 0 and --chunks >= 1, got {workers} and {chunks}")
+    flags = [name.strip() for name in mask_flags.split(",")] if mask_flags else None
     result = predict(model_file, scene_file, point=point, interval=interval,
-                     bands=_bands(bands), tolerance_nm=tolerance, chunks=chunks)  # fmt: skip
+                     bands=_bands(bands), tolerance_nm=tolerance, chunks=chunks,
+                     mask_flags=flags)  # fmt: skip
     _run(result, output, quiet, workers)
     shape = " x ".join(str(n) for n in result[next(iter(result.data_vars))].shape)
     click.echo(f"wrote {output} ({shape} pixels; bands {result.attrs['mdn_bands']})")

@@ -24,7 +24,7 @@ __all__ = [
 FILL_VALUE = np.float32(np.nan)
 
 #: The quality flag's values: why a pixel's outputs are empty (NaN), or 0 where they are not.
-FLAGS = {"valid": 0, "invalid_reflectance": 1, "beyond_model_range": 2}
+FLAGS = {"valid": 0, "invalid_reflectance": 1, "beyond_model_range": 2, "flagged_in_scene": 3}
 
 #: Units of the usual ocean-colour targets (UDUNITS spelling), by lower-case name.
 KNOWN_UNITS = {
@@ -116,9 +116,10 @@ def quality_attributes() -> dict[str, object]:
     dict
     """
     return {
-        "long_name": "pixel quality: 1 where a band is NaN, not positive or a fill value, 2 "
-        "where a band lies beyond the model's range (float32 after its scaling); every "
-        "output is empty (NaN) where it is not 0",
+        "long_name": "pixel quality: 1 where a band is NaN, not positive or a fill value, 3 "
+        "where the scene's own flags chosen to mask are set, 2 where a band lies beyond the "
+        "model's range (float32 after its scaling); every output is empty (NaN) where it "
+        "is not 0",
         "flag_values": np.array(list(FLAGS.values()), dtype=np.uint8),
         "flag_meanings": " ".join(FLAGS),
     }

@@ -21,6 +21,7 @@ import numpy as np
 
 from mdn.prediction import resolved_point
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM, match_bands, scene_bands
+from mdn.raster.flags import flag_mask
 from mdn.raster.metadata import (
     FILL_VALUE,
     FLAGS,
@@ -55,6 +56,7 @@ class _Settings:
     fill_value: float  # the caller's, for every band; NaN for none
     n_targets: int
     threads: int | None
+    flag_mask: int = 0  # bits of the scene's flag variable that leave a pixel out; 0: none
 
 
 def _valid(values: np.ndarray, settings: _Settings) -> np.ndarray:
@@ -67,13 +69,19 @@ def _valid(values: np.ndarray, settings: _Settings) -> np.ndarray:
     return valid
 
 
-def _predict_block(source: ModelSource, settings: _Settings, *bands: np.ndarray) -> np.ndarray:
-    """Every output of one block: FIELDS x targets, then the quality flag, on the block."""
+def _predict_block(source: ModelSource, settings: _Settings, *arrays: np.ndarray) -> np.ndarray:
+    """Every output of one block: FIELDS x targets, then the quality flag, on the block.
+    ``arrays`` are the bands, then the scene's flags where ``settings.flag_mask`` is set."""
+    bands = arrays[:-1] if settings.flag_mask else arrays
     shape = bands[0].shape
     values = np.stack([band.reshape(-1) for band in bands], axis=1)  # [pixels, bands]
     valid = _valid(values, settings)
     out = np.full((len(FIELDS) * settings.n_targets + 1, values.shape[0]), np.nan, np.float32)
     out[-1] = np.where(valid, FLAGS["valid"], FLAGS["invalid_reflectance"])
+    if settings.flag_mask:
+        flagged = valid & ((arrays[-1].reshape(-1).astype(np.int64) & settings.flag_mask) != 0)
+        out[-1, flagged] = FLAGS["flagged_in_scene"]
+        valid &= ~flagged
     if valid.any():
         model = source.load()
         # One corrupt pixel must not end an hour's scene: values the float32 network cannot
@@ -168,6 +176,7 @@ def predict(
     fill_value: float | None = None,
     units: str | Mapping[str, str] | None = None,
     torch_threads: int | None = 1,
+    mask_flags: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """Predict every pixel of a scene, lazily: a Dataset of dask arrays, one task per block.
 
@@ -175,9 +184,10 @@ def predict(
     ``T_lower`` and ``T_upper`` (``MDN.predict_interval``), ``T_aleatoric_sd`` and
     ``T_epistemic_sd`` (see ``mdn.raster.pixels``: of ``ln(T)`` for a log target), all
     float32, and ``quality_flag`` (uint8): 1 where a band the model uses is NaN, not positive
-    or a fill value, 2 where a band's value lies beyond what the model can take (beyond
-    float32's range after its scaling: a row ``MDN.predict`` would refuse). There, and only
-    there, every output is NaN. The scene's coordinates,
+    or a fill value, 3 where the scene's own flags named in ``mask_flags`` are set, 2 where
+    a band's value lies beyond what the model can take (beyond float32's range after its
+    scaling: a row ``MDN.predict`` would refuse); a pixel gets the first that applies, in
+    that order. There, and only there, every output is NaN. The scene's coordinates,
     grid mapping (CRS) and attributes are kept; each output has CF attributes and the
     Dataset the provenance (mdn version, model file SHA-256, bands, settings).
 
@@ -215,6 +225,10 @@ def predict(
     torch_threads : int or None
         torch's intra-op threads in each task (None: torch's setting). One per task lets the
         scheduler's threads or processes use the cores.
+    mask_flags : sequence of str or None
+        Names of the scene's own flags (SeaDAS's ``l2_flags``: ``LAND``, ``CLDICE``,
+        ``HIGLINT``...; any CF flag variable) whose pixels are left out: NaN, with
+        ``quality_flag`` 3.
 
     Returns
     -------
@@ -229,11 +243,12 @@ def predict(
     features = _feature_names(fitted, bands)
     names = match_bands(features, scene_bands(opened), tolerance_nm, bands)
     chosen = [opened[n] for n in names]
-    arrays = _blocks(chosen, chunks)
+    flags, bits = _scene_flags(opened, chosen[0], mask_flags)
+    arrays = _blocks(chosen + flags, chunks)
     own_fills = tuple(_fill(band) for band in chosen)
     fill = math.nan if fill_value is None else float(fill_value)
     settings = _Settings(point, float(interval), own_fills, fill, fitted.n_outputs_,
-                         torch_threads)  # fmt: skip
+                         torch_threads, bits)  # fmt: skip
     stack = da.map_blocks(
         _predict_block,
         dask.delayed(source, pure=True),  # one piece of data that every task depends on
@@ -247,7 +262,23 @@ def predict(
     )
     matched = dict(zip(features, names, strict=True))
     attrs = provenance(opened.attrs, source.path, source.sha256, matched, point, interval)
+    if flags:
+        attrs["mdn_mask_flags"] = f"{flags[0].name}: {' '.join(mask_flags)}"
     return _dataset(stack, chosen[0], opened, fitted, settings, units, attrs)
+
+
+def _scene_flags(
+    scene: xr.Dataset, template: xr.DataArray, names: Sequence[str] | None
+) -> tuple[list[xr.DataArray], int]:
+    """The flag variable to mask by (a list of one, or none) and the bits that mask."""
+    if not names:
+        return [], 0
+    name, bits = flag_mask(scene, names)
+    variable = scene[name]
+    if (variable.dims, variable.shape) != (template.dims, template.shape):
+        raise ValueError(f"the flag variable {name!r} lies on {dict(variable.sizes)}, not on "
+                         f"the bands' pixels {dict(template.sizes)}")  # fmt: skip
+    return [variable], bits
 
 
 def _unchunked(variable: xr.Variable) -> xr.Variable:

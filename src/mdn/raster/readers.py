@@ -17,7 +17,9 @@ Bands still packed (``scale_factor``/``add_offset`` in their attributes: a Datas
 with ``mask_and_scale=False``) are decoded, lazily. Each band keeps its attributes, with
 ``wavelength`` (nm, from the variable's attribute or its name) and ``units`` set; the file's
 coordinates, latitude and longitude (promoted to coordinates where they are variables),
-grid mapping (CRS) and global attributes are kept, and ``mdn_layout`` names the layout found.
+grid mapping (CRS), CF flag variables (SeaDAS's ``l2_flags``: ``mask_flags=`` of
+``raster.predict``) and global attributes are kept, and ``mdn_layout`` names the layout
+found.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdn.raster.cubes import BAND_DIMS, band_axis
+from mdn.raster.flags import flag_variables
 from mdn.raster.optional import require
 
 if TYPE_CHECKING:
@@ -223,6 +226,7 @@ def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
                 for b in bands.values()} - {""}  # fmt: skip
     extra = {m: scene[m] for m in mappings if m in scene.variables and m not in scene.coords}
     dims = {d for b in bands.values() for d in b.dims}
+    extra.update({n: scene[n] for n in flag_variables(scene) if set(scene[n].dims) <= dims})
     coords = {k: v for k, v in scene.coords.items() if set(v.dims) <= dims}  # not a band axis
     coords.update(_geolocation(scene, dims))
     out = xr.Dataset({**bands, **extra}, coords=coords, attrs=scene.attrs)
