@@ -44,6 +44,7 @@ LAYERS = [
     ["fitting"],
     ["persistence", "prediction", "baselines"],
     ["onnx_export"],
+    ["model_files"],
     ["estimator"],
     [
         "distributed",

@@ -3,8 +3,8 @@
 The estimator ties the layers together: ``fit`` validates the data and the parameters
 (``mdn.params``), scales, splits and seeds (``mdn.fitting``), runs ``mdn.training.train`` and
 recalibrates; the prediction methods run the network chunk by chunk
-(``mdn.prediction``); ``save`` and ``load`` map the model to its file
-(``mdn.persistence``).
+(``mdn.prediction``); ``save``, ``load`` and ``export_onnx`` map the model to its files
+(``mdn.model_files``).
 """
 
 from __future__ import annotations
@@ -17,28 +17,24 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import (
-    check_is_fitted,
-)
 
 from mdn import calibration
-from mdn.data import check_scaled, check_training_data
+from mdn.data import check_training_data
 from mdn.fitting import (
     NO_RECALIBRATION,
     checkpoint_for,
     fit_recalibration,
     initial_network,
     member_rows,
+    scale_training_data,
     seeds,
     split_rows,
     warn_if_worse_than_constant,
 )
+from mdn.model_files import ModelFilesMixin
 from mdn.nn import MixtureDensityNetwork
 from mdn.params import REFERENCE, validate_all
-from mdn.persistence import read_model, write_model
 from mdn.prediction import MixturePredictorMixin
-from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
 from mdn.runtime import device_available, intra_op_threads, resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank
@@ -46,7 +42,7 @@ from mdn.training.ddp import distribute, in_process_group, rank
 __all__ = ["MDN", "REFERENCE", "load"]
 
 
-class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
+class MDN(ModelFilesMixin, MixturePredictorMixin, RegressorMixin, BaseEstimator):
     """Mixture density network: a neural network whose output is a Gaussian mixture p(y|x).
 
     The architecture and optimiser start from the reference MDN used for satellite
@@ -297,7 +293,7 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
         """
         validate_all(self.get_params(deep=False))
         X, y = check_training_data(self, X, y)
-        x_all, y_all = self._scale(X, y)
+        x_all, y_all = scale_training_data(self, X, y)
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
         if not device_available(device):
@@ -348,20 +344,6 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
             Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
         return self
 
-    def _scale(self, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fit the scalers (``x_shift_``...) and return the scaled data as float32."""
-        x_scaling = fit_scaling(self.scaler_x, X, "scaler_x")
-        y_scaling = fit_scaling(self.scaler_y, y, "scaler_y")
-        if self.scaler_y == "standard" or isinstance(self.scaler_y, StandardScaler):
-            warn_if_outliers_dominate(y, "scaler_y")
-        self.x_shift_, self.x_scale_ = x_scaling.shift, x_scaling.scale
-        self.y_shift_, self.y_scale_ = y_scaling.shift, y_scaling.scale
-        x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
-        check_scaled(x_scaled, "X")
-        check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
-        return (torch.as_tensor(x_scaled, dtype=torch.float32),
-                torch.as_tensor(y_scaled, dtype=torch.float32))  # fmt: skip
-
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:
         """Set the recalibration values, fitted on the validation rows where asked for."""
         self.__dict__.update(NO_RECALIBRATION)
@@ -397,53 +379,6 @@ class MDN(MixturePredictorMixin, RegressorMixin, BaseEstimator):
     ) -> MixtureDensityNetwork:
         """The network with weights drawn from ``generator``."""
         return MixtureDensityNetwork.seeded(generator, **self._network_config(single))
-
-    # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted model to ``path`` (safetensors with JSON metadata; no pickle).
-
-        The write is atomic: an existing file at ``path`` is replaced only once the new
-        one is complete.
-
-        Parameters
-        ----------
-        path : str or path-like
-        """
-        check_is_fitted(self, "network_")
-        write_model(self, path)
-
-    def export_onnx(self, path: str | os.PathLike) -> None:
-        """Write the fitted model as an ONNX graph from raw features to its mixture's
-        parameters, for ``mdn.onnx.OnnxPredictor`` (NumPy and onnxruntime, no PyTorch).
-
-        See ``mdn.onnx_export`` for the graph's outputs and metadata. Needs the extra
-        ``mdn[onnx]``.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The ``.onnx`` file to write (atomically).
-        """
-        from mdn.onnx_export import export_onnx  # the optional onnx packages load only here
-
-        export_onnx(self, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> MDN:
-        """Read a model written by ``save``.
-
-        Parameters
-        ----------
-        path : str or path-like
-        device : str, optional
-            Where to put the network; defaults to the saved ``device`` when it is present
-            on this machine, else the CPU.
-
-        Returns
-        -------
-        MDN
-        """
-        return read_model(cls, path, device)
 
 
 def load(path: str | os.PathLike, device: str | None = None) -> MDN:

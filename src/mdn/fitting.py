@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
 from mdn import calibration
+from mdn.data import check_scaled
 from mdn.nn import MixtureDensityNetwork
+from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
 from mdn.training import History
 from mdn.training.checkpoint import Checkpoint
 from mdn.training.ddp import in_process_group
@@ -32,6 +35,7 @@ __all__ = [
     "initial_network",
     "member_rows",
     "recalibrated",
+    "scale_training_data",
     "seeds",
     "single_members",
     "split_rows",
@@ -313,3 +317,40 @@ def checkpoint_for(model: MDN, X: np.ndarray, y: np.ndarray) -> Checkpoint | Non
     for values in (X, y):
         digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
     return Checkpoint(model.checkpoint, model.checkpoint_every, digest.hexdigest())
+
+
+def scale_training_data(
+    model: MDN, X: np.ndarray, y: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``model``'s scalings (``x_shift_``, ``x_scale_``, ``y_shift_``, ``y_scale_``) and
+    return the scaled data as float32.
+
+    Parameters
+    ----------
+    model : MDN
+        Its ``scaler_x`` and ``scaler_y`` say how; the fitted values are set on it.
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n, D)
+        NaN marks a missing target value.
+
+    Returns
+    -------
+    x_scaled, y_scaled : Tensor
+        float32.
+
+    Raises
+    ------
+    ValueError
+        Where a scaled value lies beyond float32's range (``mdn.data.check_scaled``).
+    """
+    x_scaling = fit_scaling(model.scaler_x, X, "scaler_x")
+    y_scaling = fit_scaling(model.scaler_y, y, "scaler_y")
+    if model.scaler_y == "standard" or isinstance(model.scaler_y, StandardScaler):
+        warn_if_outliers_dominate(y, "scaler_y")
+    model.x_shift_, model.x_scale_ = x_scaling.shift, x_scaling.scale
+    model.y_shift_, model.y_scale_ = y_scaling.shift, y_scaling.scale
+    x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
+    check_scaled(x_scaled, "X")
+    check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
+    return (torch.as_tensor(x_scaled, dtype=torch.float32),
+            torch.as_tensor(y_scaled, dtype=torch.float32))  # fmt: skip
