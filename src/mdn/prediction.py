@@ -37,6 +37,7 @@ __all__ = [
     "in_target_space",
     "median_of_members",
     "member_distributions",
+    "predictive",
 ]
 
 Distribution = GaussianMixture | LogGaussianMixture
@@ -95,17 +96,31 @@ def distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Distributio
     distribution : GaussianMixture or LogGaussianMixture
     """
     check_is_fitted(model, "network_")
-    ensemble = (model.network_.n_models or 1) > 1
     for rows, mixture in member_distributions(model, X):
-        if recalibrated(model):
-            mixture = calibration.recalibrate(
-                mixture,
-                model.member_spread_,
-                model.component_scale_,
-                model.tail_weight_,
-                members=ensemble,
-            )
-        yield rows, in_target_space(model, mixture.pool(0) if ensemble else mixture)
+        yield rows, predictive(model, mixture)[1]
+
+
+def predictive(model: MDN, members: GaussianMixture) -> tuple[GaussianMixture, Distribution]:
+    """A chunk's members' mixtures with the model's fitted recalibration, and the predictive
+    distribution they make in the user's units (their equal-weight pool for an ensemble).
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted.
+    members : GaussianMixture
+        Of ``member_distributions``: batch (E, rows) for an ensemble, (rows,) otherwise.
+
+    Returns
+    -------
+    recalibrated : GaussianMixture
+    distribution : GaussianMixture or LogGaussianMixture
+    """
+    ensemble = (model.network_.n_models or 1) > 1
+    if recalibrated(model):
+        members = calibration.recalibrate(members, model.member_spread_, model.component_scale_,
+                                          model.tail_weight_, members=ensemble)  # fmt: skip
+    return members, in_target_space(model, members.pool(0) if ensemble else members)
 
 
 def median_of_members(model: MDN, mixture: GaussianMixture, point: str) -> torch.Tensor:

@@ -19,11 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mdn import calibration
 from mdn.data import FLOAT32_MAX
-from mdn.fitting import recalibrated
 from mdn.mixture import GaussianMixture
-from mdn.prediction import collect, in_target_space, median_of_members, resolved_point
+from mdn.prediction import (
+    collect,
+    median_of_members,
+    resolved_point,
+)
+from mdn.prediction import (
+    predictive as predictive_distribution,
+)
 from mdn.runtime import denormals_flushed
 
 if TYPE_CHECKING:
@@ -48,16 +53,7 @@ def _positional(model: MDN) -> MDN:
 def _fields(model: MDN, mixture: GaussianMixture, point: str, coverage: float) -> torch.Tensor:
     """The FIELDS of a chunk from its members' mixtures, as ``MDN``'s methods make them."""
     ensemble = model._n_members > 1
-    adjusted = mixture
-    if recalibrated(model):
-        adjusted = calibration.recalibrate(
-            mixture,
-            model.member_spread_,
-            model.component_scale_,
-            model.tail_weight_,
-            members=ensemble,
-        )
-    predictive = in_target_space(model, adjusted.pool(0) if ensemble else adjusted)
+    adjusted, predictive = predictive_distribution(model, mixture)
     if ensemble and model.combine == "median":
         estimate = median_of_members(model, mixture, point)  # [rows, D], as MDN.predict
     else:
