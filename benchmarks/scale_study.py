@@ -29,9 +29,9 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     import torch
 
     from mdn import MDN
-    from mdn.calibration import SCALE_PRIOR_SD, fit_recalibration, fit_tail_weight
-    from mdn.fitting import seeds, split_rows
-    from mdn.prediction import member_distributions
+    from mdn.distributions.calibration import SCALE_PRIOR_SD, fit_recalibration, fit_tail_weight
+    from mdn.estimator.fitting import seeds, split_rows
+    from mdn.estimator.prediction import member_distributions
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(DEFAULT_DATA, name, split)

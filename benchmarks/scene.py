@@ -133,7 +133,7 @@ def scene(size: int, chunks: int):
     import dask.array as da
     import xarray as xr
 
-    from mdn import sensors
+    from mdn.ocean import sensors
     from mdn.datasets import simulate_ocean_colour
 
     pool = simulate_ocean_colour(20_000, "msi", random_state=1)[0].astype(np.float32)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mdn.baselines import find_band, oc4
+from mdn.ocean.baselines import find_band, oc4
 
 
 def test_oc4_by_hand():

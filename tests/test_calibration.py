@@ -9,9 +9,10 @@ import pytest
 import torch
 from scipy import optimize, stats
 
-import mdn.calibration
-from mdn import MDN, GaussianMixture, fitting
-from mdn.calibration import (
+import mdn.distributions.calibration
+from mdn import MDN, GaussianMixture
+from mdn.estimator import fitting
+from mdn.distributions.calibration import (
     AUTO_MIN_ROWS,
     SCALE_PRIOR_SD,
     TAIL_BOUNDS,
@@ -21,7 +22,7 @@ from mdn.calibration import (
     recalibrate,
 )
 from mdn.datasets import make_inverted_sine
-from mdn.fitting import recalibrated
+from mdn.estimator.fitting import recalibrated
 
 
 def gaussians(means, sds, covariance: str = "diag") -> GaussianMixture:
@@ -232,8 +233,8 @@ def test_fit_stores_the_values_fitted_on_the_validation_rows(sine, monkeypatch):
         seen.update(tail_scale=component_scale)
         return 0.25
 
-    monkeypatch.setattr(mdn.calibration, "fit_recalibration", fake)
-    monkeypatch.setattr(mdn.calibration, "fit_tail_weight", fake_tail)
+    monkeypatch.setattr(mdn.distributions.calibration, "fit_recalibration", fake)
+    monkeypatch.setattr(mdn.distributions.calibration, "fit_tail_weight", fake_tail)
     params = dict(
         n_iter=20, n_models=2, hidden=(8,), validation_fraction=0.25, random_state=0, verbose=0
     )

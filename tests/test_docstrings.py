@@ -45,8 +45,8 @@ CALLABLES = dict(_public_callables())
 
 
 def test_the_walk_finds_the_api():
-    assert "mdn.estimator.MDN.fit" in CALLABLES and "mdn.training.loop.train" in CALLABLES
-    assert "mdn.mixture_marginals.MarginalsMixin.quantile" in CALLABLES
+    assert "mdn.estimator.model.MDN.fit" in CALLABLES and "mdn.training.loop.train" in CALLABLES
+    assert "mdn.distributions.marginals.MarginalsMixin.quantile" in CALLABLES
 
 
 @pytest.mark.parametrize("name", sorted(CALLABLES))

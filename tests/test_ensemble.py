@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 from torch.nn import functional as F
 
-import mdn.estimator
+import mdn.estimator.model
 import mdn.training.optimizer
 from mdn import MDN, GaussianMixture, MixtureDensityNetwork
 from mdn.nn import BatchedLinear
@@ -454,7 +454,7 @@ def test_bagging_gives_each_member_its_own_subsample(data, monkeypatch):
         seen.update(kwargs)
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(mdn.estimator, "train", spy)
+    monkeypatch.setattr(mdn.estimator.model, "train", spy)
     model = MDN(n_models=3, random_state=2, bagging=0.75, **SMALL).fit(X, y)
     rows = seen["member_rows"]
     assert rows.shape == (3, 225)  # round(0.75 * 300) rows per member

@@ -14,7 +14,7 @@ from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScal
 from sklearn.utils.estimator_checks import check_estimator
 
 from mdn import MDN, REFERENCE, GaussianMixture, LogGaussianMixture
-from mdn.calibration import recalibrate
+from mdn.distributions.calibration import recalibrate
 from mdn.datasets import inverted_sine_on_branch, make_inverted_sine
 
 SMALL = dict(hidden=(32, 32), n_iter=300, n_models=1, verbose=0, random_state=0)
@@ -317,12 +317,12 @@ def test_defaults_are_an_ensemble_and_reference_reproduces_the_reference_schedul
 
 
 def test_weight_averaging_is_on_by_default_and_reaches_the_loop(monkeypatch):
-    import mdn.estimator
+    import mdn.estimator.model
     from mdn.training import train
 
     seen = []
     monkeypatch.setattr(
-        mdn.estimator,
+        mdn.estimator.model,
         "train",
         lambda *args, **kwargs: seen.append(kwargs["ema_decay"]) or train(*args, **kwargs),
     )

@@ -14,7 +14,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler
 
 import mdn
 from mdn import MDN, ModelFileError
-from mdn.io import read_model_file, write_model_file
+from mdn.tensor_files import read_model_file, write_model_file
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_save_replaces_atomically_and_keeps_the_old_file_on_failure(fitted, tmp_
     def broken_replace(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mdn.io.os.replace", broken_replace)
+    monkeypatch.setattr("mdn.tensor_files.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import optimize, special, stats
 from torch import distributions as td
 
-from mdn.mixture import COVARIANCE_TYPES, GaussianMixture, precision_cholesky_from_covariance
+from mdn.distributions.mixture import COVARIANCE_TYPES, GaussianMixture, precision_cholesky_from_covariance
 
 F64 = torch.float64
 N_SE = 5.0  # Monte Carlo tolerance, in standard errors

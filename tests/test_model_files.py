@@ -15,7 +15,7 @@ import torch
 
 import mdn
 from mdn import MDN, ModelFileError
-from mdn.io import read_model_file, write_model_file
+from mdn.tensor_files import read_model_file, write_model_file
 
 FROZEN = Path(__file__).parent / "fixtures" / "frozen" / "single_sine.safetensors"
 
@@ -169,7 +169,7 @@ def test_a_failed_write_names_the_users_path_and_leaves_nothing(saved, tmp_path,
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mdn.io.os.replace", full)
+    monkeypatch.setattr("mdn.tensor_files.os.replace", full)
     with pytest.raises(OSError, match=r"cannot write .*kept\.safetensors: No space left"):
         model.save(tmp_path / "kept.safetensors")
     assert list(tmp_path.iterdir()) == []

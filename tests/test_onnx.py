@@ -27,10 +27,10 @@ from scipy import special, stats  # noqa: E402
 import mdn  # noqa: E402
 from mdn import MDN  # noqa: E402
 from mdn.cli import main  # noqa: E402
-from mdn.numpy_mixture import LogNumpyMixture, NumpyMixture  # noqa: E402
-from mdn.numpy_solvers import ndtr, ndtri  # noqa: E402
+from mdn.onnx.numpy_mixture import LogNumpyMixture, NumpyMixture  # noqa: E402
+from mdn.onnx.numpy_solvers import ndtr, ndtri  # noqa: E402
 from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor  # noqa: E402
-from mdn.prediction import distributions, member_distributions  # noqa: E402
+from mdn.estimator.prediction import distributions, member_distributions  # noqa: E402
 
 #: (covariance, D, members, target transform, recalibration, how it is exported): every
 #: level of each, and every branch of the graph (a spherical model stays spherical under an

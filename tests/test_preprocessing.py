@@ -15,7 +15,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from mdn.preprocessing import SCALERS, AffineScaling, fit_scaling, make_scaler
+from mdn.estimator.scaling import SCALERS, AffineScaling, fit_scaling, make_scaler
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import torch
 from scipy import optimize, special, stats
 
 from mdn import MDN
-from mdn.mixture import GaussianMixture
-from mdn.mixture_solvers import RTOL, marginal_quantile
-from mdn.transforms import LogGaussianMixture
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.solvers import RTOL, marginal_quantile
+from mdn.distributions.transforms import LogGaussianMixture
 
 F64 = torch.float64
 LEVELS = np.array([1e-12, 1e-9, 5e-4, 0.05, 0.3, 0.5, 0.7, 0.95, 0.9995, 1 - 1e-9])

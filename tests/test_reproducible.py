@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mdn import MDN, MixtureDensityNetwork
+import mdn.estimator.model
 from mdn.datasets import make_inverted_sine
 
 X, Y = make_inverted_sine(300, random_state=0)
@@ -108,12 +109,12 @@ def test_ctrl_c_without_validation_keeps_the_last_evaluated_weights(monkeypatch)
 
 
 def test_fit_trains_at_n_threads_and_gives_the_callers_count_back(monkeypatch):
-    import mdn.estimator
+    import mdn.estimator.model
 
     seen = []
-    original = mdn.estimator.train
+    original = mdn.estimator.model.train
     monkeypatch.setattr(
-        mdn.estimator,
+        mdn.estimator.model,
         "train",
         lambda *a, **k: seen.append(torch.get_num_threads()) or original(*a, **k),
     )
@@ -130,16 +131,16 @@ def test_fit_trains_at_n_threads_and_gives_the_callers_count_back(monkeypatch):
 def test_fits_in_threads_keep_their_own_thread_counts(monkeypatch):
     import threading
 
-    import mdn.estimator
+    import mdn.estimator.model
 
     seen = {}
-    original = mdn.estimator.train
+    original = mdn.estimator.model.train
 
     def record(*a, **k):
         seen[threading.current_thread().name] = torch.get_num_threads()
         return original(*a, **k)
 
-    monkeypatch.setattr(mdn.estimator, "train", record)
+    monkeypatch.setattr(mdn.estimator.model, "train", record)
 
     def fit(n_threads: int) -> None:
         MDN(n_threads=n_threads, n_models=1, hidden=(4,), n_iter=30, verbose=0).fit(X, Y)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mdn import optics, sensors
+from mdn.ocean import optics
+from mdn.ocean import sensors
 from mdn.datasets import (
     OCEAN_COLOUR_CORRELATION,
     OCEAN_COLOUR_LOG10_MEAN,

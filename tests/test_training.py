@@ -16,7 +16,7 @@ from mdn import (
     MixtureDensityNetwork,
     TrainingDiverged,
 )
-from mdn.fastpath import ReluBackprop
+from mdn.nn.fastpath import ReluBackprop
 from mdn.training import History, loop, optimizer, train
 
 

@@ -14,25 +14,25 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN, REFERENCE, load
-    from mdn.io import ModelFileError
-    from mdn.mixture import GaussianMixture
-    from mdn.nn import MixtureDensityHead, MixtureDensityNetwork
+    from mdn.distributions.mixture import GaussianMixture
+    from mdn.distributions.transforms import AffineTransform, LogGaussianMixture
+    from mdn.estimator.model import MDN, REFERENCE, load
+    from mdn.nn.network import MixtureDensityHead, MixtureDensityNetwork
+    from mdn.tensor_files import ModelFileError
     from mdn.training import TrainingDiverged
-    from mdn.transforms import AffineTransform, LogGaussianMixture
 
 #: Where each public name lives.
 _HOMES = {
-    "MDN": "mdn.estimator",
-    "REFERENCE": "mdn.estimator",
-    "load": "mdn.estimator",
-    "ModelFileError": "mdn.io",
-    "GaussianMixture": "mdn.mixture",
-    "MixtureDensityHead": "mdn.nn",
-    "MixtureDensityNetwork": "mdn.nn",
+    "MDN": "mdn.estimator.model",
+    "REFERENCE": "mdn.estimator.model",
+    "load": "mdn.estimator.model",
+    "ModelFileError": "mdn.tensor_files",
+    "GaussianMixture": "mdn.distributions.mixture",
+    "MixtureDensityHead": "mdn.nn.network",
+    "MixtureDensityNetwork": "mdn.nn.network",
     "TrainingDiverged": "mdn.training",
-    "AffineTransform": "mdn.transforms",
-    "LogGaussianMixture": "mdn.transforms",
+    "AffineTransform": "mdn.distributions.transforms",
+    "LogGaussianMixture": "mdn.distributions.transforms",
 }
 
 __all__ = [

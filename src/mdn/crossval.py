@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from mdn.estimator import MDN
+from mdn.estimator.model import MDN
 from mdn.metrics import per_target, retrieval_scores, rmse
 
 __all__ = ["cross_validate", "protocol_splits", "summarise"]

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
-from mdn import optics, sensors
-from mdn.sensors import Sensor
+from mdn.ocean import optics, sensors
+from mdn.ocean.sensors import Sensor
 
 if TYPE_CHECKING:
     import pandas

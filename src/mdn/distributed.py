@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mdn.estimator import MDN
+from mdn.estimator.model import MDN
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -46,7 +46,7 @@ def plot(model_file, data, output, point, coverage, rows):
     X, y, keep = scored_rows(model, table, data)
     names = model_targets(model)
     positions = {row: i for i, row in enumerate(keep)}
-    from mdn.figures import plot_retrieval
+    from mdn.plotting.retrieval import plot_retrieval
 
     figure = plot_retrieval(model, X, y, point=point, coverage=coverage,
                             rows=[positions[r] for r in chosen if r in positions],

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from mdn.cli.tables import numeric_columns, read_table, select_columns
-from mdn.estimator import MDN
+from mdn.estimator.model import MDN
 
 __all__ = [
     "Table",

@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from mdn.io import ModelFileError
+from mdn.tensor_files import ModelFileError
 
 __all__ = ["main"]
 

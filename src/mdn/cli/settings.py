@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from mdn.estimator import MDN, REFERENCE
+from mdn.estimator.model import MDN, REFERENCE
 from mdn.params import PARAMETERS, Sizes, validate
 
 __all__ = ["PRESETS", "parse_assignment", "parse_value", "resolve_params", "variant_params"]

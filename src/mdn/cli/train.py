@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mdn.baselines import BASELINES
 from mdn.cli.inputs import training_table
 from mdn.cli.report import print_table
 from mdn.cli.settings import resolve_params, variant_params
 from mdn.crossval import cross_validate, summarise
-from mdn.estimator import MDN
+from mdn.estimator.model import MDN
 from mdn.metrics import per_target
+from mdn.ocean.baselines import BASELINES
 from mdn.params import POINTS
 
 __all__ = ["cv", "fit"]

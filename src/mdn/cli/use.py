@@ -10,10 +10,10 @@ import numpy as np
 from mdn.cli.inputs import load_model, model_inputs, model_targets, scored_rows
 from mdn.cli.report import print_table
 from mdn.cli.tables import check_output_path, read_table, write_table
-from mdn.io import read_model_file
+from mdn.estimator.prediction import resolved_point
 from mdn.metrics import per_target
 from mdn.params import POINTS
-from mdn.prediction import resolved_point
+from mdn.tensor_files import read_model_file
 
 __all__ = ["evaluate", "info", "predict"]
 

@@ -25,8 +25,8 @@ from mdn.metrics.scores import (
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from mdn.mixture import GaussianMixture
-    from mdn.transforms import LogGaussianMixture
+    from mdn.distributions.mixture import GaussianMixture
+    from mdn.distributions.transforms import LogGaussianMixture
 
     class Predictor(Protocol):
         """What ``evaluate`` needs of a model (``MDN`` has it)."""

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from mdn.mixture import GaussianMixture
-from mdn.transforms import LogGaussianMixture
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.transforms import LogGaussianMixture
 
 __all__ = [
     "calibration_error",

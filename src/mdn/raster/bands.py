@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mdn.sensors import band_wavelengths, nearest_bands
+from mdn.ocean.sensors import band_wavelengths, nearest_bands
 
 if TYPE_CHECKING:
     import xarray as xr

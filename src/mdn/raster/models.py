@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdn.estimator import MDN
+from mdn.estimator.model import MDN
 
 __all__ = ["CACHE_SIZE", "ModelSource", "file_sha256", "model_source"]
 

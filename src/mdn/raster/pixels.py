@@ -19,20 +19,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mdn.data import FLOAT32_MAX
-from mdn.mixture import GaussianMixture
-from mdn.prediction import (
+from mdn.distributions.mixture import GaussianMixture
+from mdn.estimator.data import FLOAT32_MAX
+from mdn.estimator.prediction import (
     collect,
     median_of_members,
     resolved_point,
 )
-from mdn.prediction import (
+from mdn.estimator.prediction import (
     predictive as predictive_distribution,
 )
 from mdn.runtime import denormals_flushed
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["FIELDS", "predict_pixels", "representable"]
 

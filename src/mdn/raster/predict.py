@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mdn.prediction import resolved_point
+from mdn.estimator.prediction import resolved_point
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM, match_bands, scene_bands
 from mdn.raster.flags import flag_mask
 from mdn.raster.metadata import (
@@ -38,7 +38,7 @@ from mdn.runtime import intra_op_threads
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["QUALITY", "output_names", "predict"]
 

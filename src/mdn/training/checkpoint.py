@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from mdn.io import ModelFileError, read_model_file, write_model_file
+from mdn.tensor_files import ModelFileError, read_model_file, write_model_file
 from mdn.training.history import History
 
 if TYPE_CHECKING:

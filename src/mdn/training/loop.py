@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mdn.nn import MixtureDensityNetwork
+from mdn.nn.network import MixtureDensityNetwork
 from mdn.params import validate_all
 from mdn.runtime import denormals_flushed
 from mdn.training.averaging import WeightAverage

@@ -17,16 +17,16 @@ from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from mdn import calibration
-from mdn.data import check_scaled
-from mdn.nn import MixtureDensityNetwork
-from mdn.preprocessing import fit_scaling, warn_if_outliers_dominate
+from mdn.distributions import calibration
+from mdn.estimator.data import check_scaled
+from mdn.estimator.scaling import fit_scaling, warn_if_outliers_dominate
+from mdn.nn.network import MixtureDensityNetwork
 from mdn.training import History
 from mdn.training.checkpoint import Checkpoint
 from mdn.training.ddp import in_process_group
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = [
     "NO_RECALIBRATION",

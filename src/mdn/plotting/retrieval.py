@@ -13,13 +13,13 @@ import torch
 from numpy.typing import ArrayLike
 
 from mdn.metrics import pit, retrieval_scores
-from mdn.plotting import _pyplot
+from mdn.plotting.backend import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["plot_retrieval"]
 
@@ -121,7 +121,7 @@ def plot_retrieval(
     -------
     matplotlib Figure
     """
-    plt = _pyplot()
+    plt = pyplot()
     y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
     rows = [r for r in rows if 0 <= r < len(X)] or [0]
     names = list(target_names or [f"y{d}" for d in range(y.shape[1])])

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from mdn import calibration
-from mdn.data import check_training_data
-from mdn.fitting import (
+from mdn.distributions import calibration
+from mdn.estimator.data import check_training_data
+from mdn.estimator.fitting import (
     NO_RECALIBRATION,
     checkpoint_for,
     fit_recalibration,
@@ -31,10 +31,10 @@ from mdn.fitting import (
     split_rows,
     warn_if_worse_than_constant,
 )
-from mdn.model_files import ModelFilesMixin
-from mdn.nn import MixtureDensityNetwork
+from mdn.estimator.model_files import ModelFilesMixin
+from mdn.estimator.prediction import MixturePredictorMixin
+from mdn.nn.network import MixtureDensityNetwork
 from mdn.params import REFERENCE, validate_all
-from mdn.prediction import MixturePredictorMixin
 from mdn.runtime import device_available, intra_op_threads, resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from mdn.numpy_solvers import (
+from mdn.onnx.numpy_solvers import (
     gather_component,
     logsumexp,
     mixture_mode,

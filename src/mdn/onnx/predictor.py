@@ -9,7 +9,7 @@ with ``pip install numpy onnxruntime``.
 
 Examples
 --------
->>> from mdn.onnx import OnnxPredictor  # doctest: +SKIP
+>>> from mdn.onnx.predictor import OnnxPredictor  # doctest: +SKIP
 >>> predictor = OnnxPredictor("model.onnx")  # doctest: +SKIP
 >>> predictor.predict(X), predictor.predict_interval(X, coverage=0.9)  # doctest: +SKIP
 """
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mdn.numpy_mixture import LogNumpyMixture, NumpyMixture
+from mdn.onnx.numpy_mixture import LogNumpyMixture, NumpyMixture
 
 __all__ = ["FORMAT_VERSION", "INPUT", "MEMBER_OUTPUTS", "OUTPUTS", "POINTS", "OnnxPredictor"]
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from mdn.mixture import GaussianMixture
+    from mdn.distributions.mixture import GaussianMixture
 
 __all__ = ["RTOL", "gather_component", "marginal_quantile", "mixture_mode", "mixture_quantile"]
 

@@ -11,14 +11,14 @@ import torch
 from torch import Tensor
 
 from mdn import params
-from mdn.mixture_marginals import MarginalsMixin, observed_component_log_prob
-from mdn.mixture_moments import MomentsMixin
-from mdn.mixture_params import (
+from mdn.distributions.marginals import MarginalsMixin, observed_component_log_prob
+from mdn.distributions.moments import MomentsMixin
+from mdn.distributions.parameters import (
     check_parameters,
     parameters_from_covariances,
     precision_cholesky_from_covariance,
 )
-from mdn.mixture_solvers import gather_component
+from mdn.distributions.solvers import gather_component
 from mdn.params import COVARIANCE_TYPES
 
 __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "precision_cholesky_from_covariance"]

@@ -13,17 +13,17 @@ import numpy as np
 import sklearn
 import torch
 
-from mdn.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
-from mdn.fitting import NO_RECALIBRATION
-from mdn.io import ModelFileError, read_model_file, write_model_file
-from mdn.nn import MixtureDensityNetwork
+from mdn.distributions.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
+from mdn.estimator.fitting import NO_RECALIBRATION
+from mdn.estimator.scaling import SCALERS
+from mdn.nn.network import MixtureDensityNetwork
 from mdn.params import Integer, validate_all
-from mdn.preprocessing import SCALERS
 from mdn.runtime import device_available, resolve_device
+from mdn.tensor_files import ModelFileError, read_model_file, write_model_file
 from mdn.training import History
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["check_fitted", "read_model", "write_model"]
 

@@ -14,18 +14,19 @@ from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from mdn import calibration, metrics
-from mdn.data import check_scaled, like_input, num_rows, to_numpy, validated_x
-from mdn.fitting import recalibrated, single_members
-from mdn.mixture import GaussianMixture
+from mdn import metrics
+from mdn.distributions import calibration
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.transforms import AffineTransform, LogGaussianMixture
+from mdn.estimator.data import check_scaled, like_input, num_rows, to_numpy, validated_x
+from mdn.estimator.fitting import recalibrated, single_members
 from mdn.params import AUTO_POINTS, POINTS
 from mdn.runtime import denormals_flushed
-from mdn.transforms import AffineTransform, LogGaussianMixture
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
     #: A prediction in the form of the input: pandas on X's index for a DataFrame.
     Predictions = np.ndarray | pd.Series | pd.DataFrame

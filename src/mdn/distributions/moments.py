@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mdn.mixture_solvers import gather_component, mixture_mode
+from mdn.distributions.solvers import gather_component, mixture_mode
 
 __all__ = ["MomentsMixin"]
 

@@ -15,7 +15,7 @@ solids (``tss``, g m^-3) and coloured dissolved organic matter (``cdom``: its ab
     u = b_b / (a + b_b),   r_rs = g0 u + g1 u^2,   R_rs = 0.52 r_rs / (1 - 1.7 r_rs)
 
 Pure water (``a_w``, ``b_bw``) and Bricaud's ``A``, ``B`` are tables shipped with mdn
-(``mdn/resources/optics``, sources in its SOURCE.md), interpolated linearly. Bricaud's table
+(``mdn/ocean/resources/optics``, sources in its SOURCE.md), interpolated linearly. Bricaud's table
 covers 400-700 nm: below 400 nm its 400 nm values are kept, and above 700 nm ``A`` keeps
 falling as it does from 690 to 700 nm (by e every 10 nm), ``B`` kept at its 700 nm value;
 both are assumptions, not data. Raman scattering, chlorophyll fluorescence and the
@@ -76,8 +76,8 @@ _BRICAUD_DECAY_NM = 10.0  # A's e-folding above 700 nm: A(690) / A(700) = 0.0083
 
 @functools.cache
 def _table(name: str) -> np.ndarray:
-    """A table shipped in mdn/resources/optics, read once."""
-    text = resources.files("mdn").joinpath("resources").joinpath("optics").joinpath(name)
+    """A table shipped in mdn/ocean/resources/optics, read once."""
+    text = resources.files("mdn.ocean").joinpath("resources", "optics", name)
     return np.loadtxt(io.StringIO(text.read_text()), delimiter=",")
 
 

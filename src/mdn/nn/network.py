@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mdn.fastpath import DiagonalMixtureNLL, FullMixtureNLL, ReluBackprop
-from mdn.layers import ACTIVATIONS, MLP, BatchedLinear, check_n_models, linear, reset_linears
-from mdn.mixture import GaussianMixture
+from mdn.distributions.mixture import GaussianMixture
+from mdn.nn.fastpath import DiagonalMixtureNLL, FullMixtureNLL, ReluBackprop
+from mdn.nn.layers import ACTIVATIONS, MLP, BatchedLinear, check_n_models, linear, reset_linears
 from mdn.params import validate_all
 
 __all__ = ["ACTIVATIONS", "MLP", "BatchedLinear", "MixtureDensityHead", "MixtureDensityNetwork"]

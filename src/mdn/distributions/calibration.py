@@ -36,7 +36,7 @@ import torch
 from scipy.optimize import brentq, minimize
 from torch import Tensor
 
-from mdn.mixture import GaussianMixture
+from mdn.distributions.mixture import GaussianMixture
 
 __all__ = [
     "AUTO_MIN_ROWS",

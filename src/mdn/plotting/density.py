@@ -8,22 +8,14 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-if TYPE_CHECKING:
-    from types import ModuleType
+from mdn.plotting.backend import pyplot
 
+if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["plot_conditional_density"]
-
-
-def _pyplot() -> ModuleType:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'mdn[plot]'") from None
-    return plt
 
 
 def plot_conditional_density(
@@ -61,7 +53,7 @@ def plot_conditional_density(
             "plot_conditional_density needs a model with one input and one target; "
             f"this one has {model.n_features_in_} and {model.n_outputs_}"
         )
-    plt = _pyplot()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 5))
     if x_range is None or y_range is None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from mdn.mixture_params import precision_cholesky_from_covariance
-from mdn.mixture_solvers import mixture_quantile
+from mdn.distributions.parameters import precision_cholesky_from_covariance
+from mdn.distributions.solvers import mixture_quantile
 
 if TYPE_CHECKING:
-    from mdn.mixture import GaussianMixture
+    from mdn.distributions.mixture import GaussianMixture
 
 __all__ = ["MarginalsMixin", "observed_component_log_prob"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mdn.mixture import GaussianMixture
+from mdn.distributions.mixture import GaussianMixture
 
 __all__ = ["AffineTransform", "LogGaussianMixture"]
 

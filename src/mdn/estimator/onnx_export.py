@@ -37,14 +37,14 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from mdn.calibration import TAIL_SCALE
-from mdn.fitting import NO_RECALIBRATION
-from mdn.onnx import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
-from mdn.persistence import FITTED, check_fitted
-from mdn.prediction import resolved_point
+from mdn.distributions.calibration import TAIL_SCALE
+from mdn.estimator.fitting import NO_RECALIBRATION
+from mdn.estimator.model_file import FITTED, check_fitted
+from mdn.estimator.prediction import resolved_point
+from mdn.onnx.predictor import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["ExportGraph", "export_onnx", "metadata"]
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from sklearn.utils.validation import check_is_fitted
 
-from mdn.persistence import read_model, write_model
+from mdn.estimator.model_file import read_model, write_model
 
 if TYPE_CHECKING:
-    from mdn.estimator import MDN
+    from mdn.estimator.model import MDN
 
 __all__ = ["ModelFilesMixin"]
 
@@ -44,7 +44,9 @@ class ModelFilesMixin:
         path : str or path-like
             The ``.onnx`` file to write (atomically).
         """
-        from mdn.onnx_export import export_onnx  # the optional onnx packages load only here
+        from mdn.estimator.onnx_export import (
+            export_onnx,  # the optional onnx packages load only here
+        )
 
         export_onnx(self, path)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from mdn.numpy_mixture import NumpyMixture
+    from mdn.onnx.numpy_mixture import NumpyMixture
 
 __all__ = [
     "gather_component",

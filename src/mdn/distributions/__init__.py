@@ -1,0 +1,1 @@
+"""Gaussian mixtures: the distribution an MDN predicts, its transforms and its recalibration."""
