@@ -11,7 +11,7 @@ from scipy import optimize, stats
 
 import mdn.distributions.calibration
 from mdn import MDN, GaussianMixture
-from mdn.estimator import fitting
+from mdn.datasets import make_inverted_sine
 from mdn.distributions.calibration import (
     AUTO_MIN_ROWS,
     SCALE_PRIOR_SD,
@@ -21,7 +21,7 @@ from mdn.distributions.calibration import (
     fit_tail_weight,
     recalibrate,
 )
-from mdn.datasets import make_inverted_sine
+from mdn.estimator import fitting
 from mdn.estimator.fitting import recalibrated
 
 

@@ -14,8 +14,8 @@ from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScal
 from sklearn.utils.estimator_checks import check_estimator
 
 from mdn import MDN, REFERENCE, GaussianMixture, LogGaussianMixture
-from mdn.distributions.calibration import recalibrate
 from mdn.datasets import inverted_sine_on_branch, make_inverted_sine
+from mdn.distributions.calibration import recalibrate
 
 SMALL = dict(hidden=(32, 32), n_iter=300, n_models=1, verbose=0, random_state=0)
 

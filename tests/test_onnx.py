@@ -1,6 +1,7 @@
-"""ONNX export (``mdn.onnx_export``, ``mdn export``) and the NumPy + onnxruntime predictor
-(``mdn.onnx``): the graph's parameters against PyTorch's, every prediction method against
-``MDN``'s, a process where torch cannot be imported, and the refusals.
+"""ONNX export (``mdn.estimator.onnx_export``, ``mdn export``) and the NumPy + onnxruntime
+predictor (``mdn.onnx``): the graph's parameters against PyTorch's, every prediction method
+against ``MDN``'s, a process where torch cannot be imported, files of format 1, and the
+refusals.
 
 Exports are slow (torch's exporter traces the model), so five tiny models cover the
 covariance types, D = 1 and 3, one network and ensembles, identity and log targets, with
@@ -13,6 +14,7 @@ import copy
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,10 +29,14 @@ from scipy import special, stats  # noqa: E402
 import mdn  # noqa: E402
 from mdn import MDN  # noqa: E402
 from mdn.cli import main  # noqa: E402
-from mdn.onnx.numpy_mixture import LogNumpyMixture, NumpyMixture  # noqa: E402
-from mdn.onnx.numpy_solvers import ndtr, ndtri  # noqa: E402
-from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor  # noqa: E402
+from mdn.distributions.mixture import (  # noqa: E402
+    GaussianMixture,
+    precision_cholesky_from_covariance,
+)
+from mdn.distributions.numpy_kernels import ndtr, ndtri  # noqa: E402
+from mdn.distributions.transforms import LogGaussianMixture  # noqa: E402
 from mdn.estimator.prediction import distributions, member_distributions  # noqa: E402
+from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor  # noqa: E402
 
 #: (covariance, D, members, target transform, recalibration, how it is exported): every
 #: level of each, and every branch of the graph (a spherical model stays spherical under an
@@ -95,12 +101,6 @@ def _spread(model: MDN) -> np.ndarray:
     return np.exp(scale) if model.target_transform == "log" else scale
 
 
-def _factor(mixture) -> np.ndarray:
-    if mixture.covariance_type == "full":
-        return mixture._scale_tril.numpy()
-    return mixture._component_std.expand_as(mixture.means).numpy()
-
-
 # ---------------------------------------------------------------------- the graph itself
 def test_graph_parameters_match_pytorch(case):
     model, path, _, X, _ = case
@@ -120,8 +120,8 @@ def test_graph_parameters_match_pytorch(case):
             )
             want = mixture.means.numpy()
             _close(got[prefix + "means"], want, np.abs(want).max())
-            want = _factor(mixture)
-            _close(got[prefix + "scale"], want, np.abs(want).max())
+            want = mixture.precision_cholesky.numpy()
+            _close(got[prefix + "precision_cholesky"], want, np.abs(want).max())
 
 
 def test_metadata_describes_the_model(case):
@@ -129,13 +129,16 @@ def test_metadata_describes_the_model(case):
     meta = predictor.metadata
     assert meta["feature_names"] == ["a", "b"] and meta["n_targets"] == model.n_outputs_
     assert meta["covariance"] == model.covariance
-    assert meta["scale_layout"] == ("scale_tril" if model.covariance == "full" else "std")
+    # A spherical model under an anisotropic target scaling predicts diagonal components.
+    anisotropic = len(set(np.abs(model.y_scale_))) > 1
+    expected = "diag" if model.covariance == "spherical" and anisotropic else model.covariance
+    assert meta["mixture_covariance"] == expected
     assert meta["target_transform"] == model.target_transform
     assert meta["n_models"] == model._n_members and meta["combine"] == "median"
     assert [meta[k.rstrip("_")] for k in RECALIBRATION] == [
         getattr(model, k) for k in RECALIBRATION
     ]
-    assert meta["mdn_version"] and meta["mdn_onnx_format"] == 1
+    assert meta["mdn_version"] and meta["mdn_onnx_format"] == 2
     assert "OnnxPredictor(" in repr(predictor)
 
 
@@ -180,7 +183,8 @@ def test_log_prob_equals_mdn_with_missing_targets(case):
     _close(predictor.log_prob(X, y), model.log_prob(X, y))
     assert np.isfinite(predictor.log_prob(X, y)).all()
     dist = predictor.predict_dist(X)  # every row at once, in NumPy
-    assert isinstance(dist, LogNumpyMixture if model.target_transform else NumpyMixture)
+    assert isinstance(dist, LogGaussianMixture if model.target_transform else GaussianMixture)
+    assert isinstance(dist.mean(), np.ndarray)
     _close(dist.log_prob(y.reshape(len(X), -1)), model.log_prob(X, y))
 
 
@@ -237,6 +241,26 @@ def test_the_predictor_runs_where_torch_cannot_be_imported(case, tmp_path):
     _close(out["lower"], lower, _spread(model))
     _close(out["upper"], upper, _spread(model))
     _close(out["log_prob"], model.log_prob(X, y))
+
+
+# ---------------------------------------------------------------------- format 1
+FORMAT_1 = Path(__file__).parent / "fixtures" / "onnx_format1"
+
+
+@pytest.mark.parametrize("covariance", ["full", "spherical"])
+def test_files_of_format_1_predict_what_they_did(covariance):
+    """Graphs written before the outputs became precision factors (``scale`` instead): the
+    file and what the predictor of that time returned for it."""
+    predictor = OnnxPredictor(FORMAT_1 / f"{covariance}.onnx")
+    assert predictor.metadata["mdn_onnx_format"] == 1
+    with np.load(FORMAT_1 / f"{covariance}.npz") as stored:
+        expected = dict(stored)
+    X = pd.DataFrame(expected["X"], columns=["a", "b"])
+    lower, upper = predictor.predict_interval(X, 0.8)
+    for name, got in (("mean", predictor.predict(X, "mean")), ("top", predictor.predict(X, "top")),
+                      ("lower", lower), ("upper", upper),
+                      ("log_prob", predictor.log_prob(X, expected["y"]))):  # fmt: skip
+        np.testing.assert_allclose(np.asarray(got), expected[name], rtol=1e-9, atol=1e-9)
 
 
 # ---------------------------------------------------------------------- refusals
@@ -320,20 +344,21 @@ def test_normal_cdf_and_quantile_match_scipy():
 
 
 # ---------------------------------------------------------------------- NumPy mixtures
-def _numpy_mixture() -> NumpyMixture:
-    """Two rows of two 2-D components with full covariances."""
+def _numpy_mixture() -> GaussianMixture:
+    """Two rows of two 2-D components with full covariances, of NumPy arrays."""
     rng = np.random.default_rng(7)
     a = rng.normal(size=(2, 2, 2, 2))
     covariances = a @ np.swapaxes(a, -1, -2) / 2 + 0.3 * np.eye(2)
     weights = np.array([[0.3, 0.7], [0.6, 0.4]])
     means = rng.normal(size=(2, 2, 2))
-    return NumpyMixture(np.log(weights), means, np.linalg.cholesky(covariances), "full")
+    factor = precision_cholesky_from_covariance(covariances)
+    return GaussianMixture(np.log(weights), means, factor, "full")
 
 
-def test_numpy_mixture_against_scipy():
+def test_a_mixture_of_numpy_arrays_against_scipy():
     mixture = _numpy_mixture()
     weights, means = np.exp(mixture.log_weights), mixture.means
-    covariances = mixture.component_covariances()
+    covariances = mixture.component_covariance_matrices()
     std = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))  # [B, K, D]
     y = np.random.default_rng(8).normal(size=(5, 2, 2))
     y[0, 0, 1] = np.nan  # missing: that point's density is the first coordinate's marginal
@@ -359,15 +384,15 @@ def test_numpy_mixture_against_scipy():
     assert (mixture.log_prob(mode[None] + steps) <= mixture.log_prob(mode) + 1e-12).all()
 
 
-def test_log_numpy_mixture_is_the_exp_of_its_base():
+def test_a_log_mixture_of_numpy_arrays_is_the_exp_of_its_base():
     base = _numpy_mixture()
-    log_mixture = LogNumpyMixture(base)
+    log_mixture = LogGaussianMixture(base)
     y = np.exp(np.random.default_rng(10).normal(size=(4, 2, 2)))
     jacobian = np.sum(np.log(y), axis=-1)
     np.testing.assert_allclose(log_mixture.log_prob(y), base.log_prob(np.log(y)) - jacobian)
     assert log_mixture.log_prob(-y).max() == -np.inf
     np.testing.assert_allclose(log_mixture.median(), np.exp(base.median()))
-    variances = np.diagonal(base.component_covariances(), axis1=-2, axis2=-1)
+    variances = np.diagonal(base.component_covariance_matrices(), axis1=-2, axis2=-1)
     lognormal_means = np.exp(base.means + variances / 2)  # per component, closed form
     np.testing.assert_allclose(
         log_mixture.mean(), np.sum(np.exp(base.log_weights)[..., None] * lognormal_means, 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mdn import MDN, MixtureDensityHead, params
+from mdn import MDN, REFERENCE, MixtureDensityHead, params
 from mdn.nn import ACTIVATIONS, MLP
 from mdn.training import train
 
@@ -99,5 +99,5 @@ def test_mlp_refuses_an_unknown_activation_with_the_table_message():
 
 
 def test_reference_is_a_valid_set_of_parameters():
-    params.validate_all(params.REFERENCE)
-    assert MDN(**params.REFERENCE).get_params()["n_models"] == 10
+    params.validate_all(REFERENCE)
+    assert MDN(**REFERENCE).get_params()["n_models"] == 10

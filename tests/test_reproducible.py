@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mdn import MDN, MixtureDensityNetwork
 import mdn.estimator.model
+from mdn import MDN, MixtureDensityNetwork
 from mdn.datasets import make_inverted_sine
 
 X, Y = make_inverted_sine(300, random_state=0)
@@ -109,7 +109,6 @@ def test_ctrl_c_without_validation_keeps_the_last_evaluated_weights(monkeypatch)
 
 
 def test_fit_trains_at_n_threads_and_gives_the_callers_count_back(monkeypatch):
-    import mdn.estimator.model
 
     seen = []
     original = mdn.estimator.model.train
@@ -130,8 +129,6 @@ def test_fit_trains_at_n_threads_and_gives_the_callers_count_back(monkeypatch):
 
 def test_fits_in_threads_keep_their_own_thread_counts(monkeypatch):
     import threading
-
-    import mdn.estimator.model
 
     seen = {}
     original = mdn.estimator.model.train

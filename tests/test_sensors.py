@@ -7,8 +7,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.stats import norm
 
-from mdn.ocean import sensors
-from mdn.ocean import spectral
+from mdn.ocean import sensors, spectral
 
 GRID = np.arange(380.0, 801.0)  # 1 nm, covers every registered band
 # An irregular grid: uneven steps, some coarser than a 10 nm band

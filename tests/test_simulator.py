@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mdn.ocean import optics
-from mdn.ocean import sensors
 from mdn.datasets import (
     OCEAN_COLOUR_CORRELATION,
     OCEAN_COLOUR_LOG10_MEAN,
     OCEAN_COLOUR_LOG10_SD,
     simulate_ocean_colour,
 )
+from mdn.ocean import optics, sensors
 
 GRID = np.arange(348.0, 796.0)
 

@@ -1,10 +1,12 @@
-"""Every parameter of ``MDN``, ``train`` and the network modules, declared once.
+"""Every parameter of ``MDN``, ``train`` and the network modules, and every argument of
+their methods (``coverage``, ``n_samples``, ``point``, ``chunk_size``...), declared once.
 
 ``validate(name, value)`` checks one value against its rule and raises a ``ValueError`` that
-names the parameter, what it must be and what it got. ``MDN.fit``, ``train``,
-``MixtureDensityHead`` and ``MLP`` all call it, so one parameter has one rule and one
-message wherever it is given. The choices of the string parameters live here too, so that
-every layer reads them from one place.
+names the parameter, what it must be and what it got. ``MDN.fit``, ``train``, the network
+modules, ``MDN``'s and ``OnnxPredictor``'s methods and ``GaussianMixture``'s all call it, so
+one parameter has one rule and one message wherever it is given. The choices of the string
+parameters live here too, so that every layer reads them from one place. The module needs
+NumPy alone: the torch-free predictor checks its arguments here too.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.preprocessing import MinMaxScaler
-
-from mdn.runtime import resolve_device
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,10 +28,10 @@ __all__ = [
     "PARAMETERS",
     "POINTS",
     "RECALIBRATIONS",
-    "REFERENCE",
     "TARGET_TRANSFORMS",
     "validate",
     "validate_all",
+    "validate_argument",
 ]
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -46,36 +45,6 @@ POINTS = ("top", "mean", "mode", "median")
 #: minimises the median absolute log error that retrieval papers score (MdSA); otherwise the
 #: heaviest component's mean, which stays on a branch of a multimodal target.
 AUTO_POINTS = {"log": "median", None: "top"}
-
-#: The reference MDN of the satellite chlorophyll-a retrieval, as ``MDN(**REFERENCE)``: ten
-#: members fitted on 75 % subsamples, the median of their estimates, its L2 and variance
-#: floor, the full 10,000 iterations at a constant learning rate, keeping the last step's
-#: weights, without validation, early stopping, clipping or recalibration; targets scaled to
-#: [-1, 1] (after the log, for a log target) as the original scales them.
-#:
-#: One difference stays: the original's Keras loss adds its L2 penalty a second time, an
-#: effective L2 of 2e-3. ``l2=2e-3`` here did not reproduce the original's figures better
-#: than 1e-3 on the NOMAD chlorophyll-a splits, so ``REFERENCE`` keeps the nominal value.
-REFERENCE = {
-    "n_mix": 5,
-    "hidden": (100,) * 5,
-    "activation": "relu",
-    "lr": 1e-3,
-    "lr_schedule": "constant",
-    "ema_decay": None,
-    "l2": 1e-3,
-    "epsilon": 1e-3,
-    "n_iter": 10_000,
-    "batch": 128,
-    "n_models": 10,
-    "bagging": 0.75,
-    "combine": "median",
-    "validation_fraction": 0.0,
-    "patience": None,
-    "clip_grad": None,
-    "recalibrate": False,
-    "scaler_y": MinMaxScaler(feature_range=(-1, 1)),  # cloned by each fit, never fitted here
-}
 
 
 @dataclass(frozen=True)
@@ -121,6 +90,15 @@ class Real:
             raise ValueError(
                 f"{name} must be a number {bound}{' or None' * self.optional}, got {value!r}"
             )
+
+
+@dataclass(frozen=True)
+class Probability:
+    """A probability strictly between 0 and 1 (a coverage)."""
+
+    def check(self, name: str, value: object) -> None:
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value < 1):
+            raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -191,6 +169,8 @@ class Device:
     """A torch device name or "auto"."""
 
     def check(self, name: str, value: object) -> None:
+        from mdn.runtime import resolve_device  # torch, imported only where a device is named
+
         resolve_device(value)
 
 
@@ -241,7 +221,16 @@ PARAMETERS: dict[str, object] = {
     # the head's own sizes
     "in_features": Integer(),
     "n_targets": Integer(),
+    # arguments of the prediction methods
+    "coverage": Probability(),
+    "n_samples": Integer(),
+    "point_estimate": Choice((None, *POINTS), described=f"one of {POINTS} or None"),
 }
+
+#: The names the methods give their arguments where the table's differ: ``predict(X,
+#: point=...)`` takes a point estimate or None (the model's), not ``MDN``'s "auto", and
+#: ``GaussianMixture.sample(n)`` a number of draws.
+METHOD_ALIASES = {"point": "point_estimate", "n": "n_samples"}
 
 #: ``train``'s names for the estimator's parameters where they differ.
 ALIASES = {"batch_size": "batch"}
@@ -262,6 +251,23 @@ def validate(name: str, value: object) -> None:
         Naming the parameter, what it must be, and the value it got.
     """
     PARAMETERS[ALIASES.get(name, name)].check(name, value)
+
+
+def validate_argument(name: str, value: object) -> None:
+    """Check a method's argument ``value`` against the rule of its name.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name: a key of ``PARAMETERS`` or of ``METHOD_ALIASES``.
+    value : object
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, what it must be, and the value it got.
+    """
+    PARAMETERS[METHOD_ALIASES.get(name, name)].check(name, value)
 
 
 def validate_all(params: Mapping[str, object]) -> None:

@@ -116,7 +116,7 @@ def recalibrate(
         )
         means = torch.cat([means, means], k)
         precision = torch.cat([precision, precision / TAIL_SCALE], k)
-    return mixture._derived(log_weights, means, precision)
+    return mixture.replace(log_weights=log_weights, means=means, precision_cholesky=precision)
 
 
 def fit_recalibration(
@@ -154,10 +154,10 @@ def fit_recalibration(
     -------
     member_spread, component_scale : float
     """
-    mixture = mixture._derived(
-        mixture.log_weights.detach().double(),
-        mixture.means.detach().double(),
-        mixture.precision_cholesky.detach().double(),
+    mixture = mixture.replace(
+        log_weights=mixture.log_weights.detach().double(),
+        means=mixture.means.detach().double(),
+        precision_cholesky=mixture.precision_cholesky.detach().double(),
     )
     y = y.detach().double()
     n = y.shape[0]

@@ -1,38 +1,51 @@
-"""What users give a ``GaussianMixture``, checked and turned into its parameters."""
+"""What users give a ``GaussianMixture``, checked and turned into its parameters.
+
+``check_parameters`` and ``precision_cholesky_from_covariance`` take torch tensors or NumPy
+arrays; ``parameters_from_covariances`` (behind ``GaussianMixture.from_params``) builds torch
+tensors from any array-like, and imports torch only when called.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
+from array_api_compat import device
+
+from mdn.distributions.kernels import kernels_for
 from mdn.params import validate
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["check_parameters", "parameters_from_covariances", "precision_cholesky_from_covariance"]
 
 
-def precision_cholesky_from_covariance(covariance: Tensor) -> Tensor:
+def precision_cholesky_from_covariance(covariance: Any) -> Any:
     """Upper-triangular ``U`` with ``U @ U.mT == inverse(covariance)``.
 
     Parameters
     ----------
-    covariance : Tensor of shape (..., D, D)
+    covariance : Tensor or ndarray of shape (..., D, D)
         Symmetric positive-definite matrices.
 
     Returns
     -------
-    Tensor of shape (..., D, D)
+    Tensor or ndarray of shape (..., D, D)
         ``U = inverse(L).mT`` where ``L`` is the lower Cholesky factor of ``covariance``
         (the convention of scikit-learn's ``GaussianMixture.precisions_cholesky_``).
     """
-    chol, info = torch.linalg.cholesky_ex(covariance)
-    if bool((info != 0).any()):
+    kernels = kernels_for(covariance)
+    xp = kernels.xp
+    chol, failed = kernels.cholesky_ex(covariance)
+    if failed:
         raise ValueError(
             "covariance matrices must be symmetric positive-definite; "
-            f"{int((info != 0).sum())} of them are not (check for zero or negative variances "
+            f"{failed} of them are not (check for zero or negative variances "
             "and for correlations of magnitude >= 1)"
         )
-    eye = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
-    return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).mT
+    eye = xp.eye(covariance.shape[-1], dtype=covariance.dtype, device=device(covariance))
+    inverse = kernels.solve_triangular(chol, xp.broadcast_to(eye, chol.shape), upper=False)
+    return xp.matrix_transpose(inverse)
 
 
 def parameters_from_covariances(
@@ -57,6 +70,8 @@ def parameters_from_covariances(
     ValueError
         Naming the shape or value that is wrong.
     """
+    import torch
+
     means = torch.as_tensor(means)
     if not means.is_floating_point():
         means = means.to(torch.get_default_dtype())
@@ -112,14 +127,14 @@ def parameters_from_covariances(
     return weights.log(), means, precision_cholesky, covariance
 
 
-def check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covariance: str) -> None:
+def check_parameters(logits: Any, means: Any, prec_chol: Any, covariance: str) -> None:
     """Check the parameters ``GaussianMixture`` is built from: types, shapes and values.
 
     Parameters
     ----------
-    logits : Tensor of shape (*B, K)
-    means : Tensor of shape (*B, K, D)
-    prec_chol : Tensor
+    logits : Tensor or ndarray of shape (*B, K)
+    means : Tensor or ndarray of shape (*B, K, D)
+    prec_chol : Tensor or ndarray
         The precision Cholesky factors in the shape of ``covariance``'s type (see
         ``GaussianMixture``).
     covariance : {"full", "diag", "spherical"}
@@ -127,16 +142,26 @@ def check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covarianc
     Raises
     ------
     TypeError
-        If a parameter is not a floating-point tensor.
+        If a parameter is not a floating-point torch tensor or NumPy array, or they are not
+        all of one library.
     ValueError
         If a shape does not fit, a value is not finite, the diagonal of ``prec_chol`` is
         not positive, or a full ``prec_chol`` is not upper-triangular.
     """
+    libraries = set()
     for name, value in (("logits", logits), ("means", means), ("precision_cholesky", prec_chol)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
+        try:
+            kernels = kernels_for(value)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a torch.Tensor or a NumPy array, got {type(value).__name__}"
+            ) from None
+        if not kernels.xp.isdtype(value.dtype, "real floating"):
             raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+        libraries.add(kernels.name)
+    if len(libraries) > 1:
+        raise TypeError("logits, means and precision_cholesky must all be torch or all NumPy")
+    xp = kernels.xp
     if means.ndim < 2:
         raise ValueError(f"means must have shape (*B, K, D), got {tuple(means.shape)}")
     lead, d = tuple(means.shape[:-1]), means.shape[-1]
@@ -151,10 +176,10 @@ def check_parameters(logits: Tensor, means: Tensor, prec_chol: Tensor, covarianc
             f"{covariance} precision_cholesky must have shape {expected} for means of shape "
             f"{tuple(means.shape)}, got {tuple(prec_chol.shape)}"
         )
-    if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(prec_chol).all()):
+    if not bool(xp.all(xp.isfinite(means))) or not bool(xp.all(xp.isfinite(prec_chol))):
         raise ValueError("means and precision_cholesky must be finite")
-    diagonal = prec_chol.diagonal(dim1=-2, dim2=-1) if covariance == "full" else prec_chol
-    if not bool((diagonal > 0).all()):
+    diagonal = xp.linalg.diagonal(prec_chol) if covariance == "full" else prec_chol
+    if not bool(xp.all(diagonal > 0)):
         raise ValueError("the diagonal of precision_cholesky must be positive")
-    if covariance == "full" and bool((prec_chol.tril(-1) != 0).any()):
+    if covariance == "full" and bool(xp.any(xp.tril(prec_chol, k=-1) != 0)):
         raise ValueError("full precision_cholesky must be upper-triangular")

@@ -2,7 +2,8 @@
 
 ``AffineTransform`` folds into the mixture (it stays a ``GaussianMixture``); ``exp``, the
 inverse of a log-transformed target, gives a ``LogGaussianMixture`` whose density, samples,
-moments, mode and quantiles stay exact.
+moments, mode and quantiles stay exact. Both work on mixtures of torch tensors and of NumPy
+arrays, as ``GaussianMixture`` does.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-from torch import Tensor
+import numpy as np
+from array_api_compat import is_torch_array
 
+from mdn.distributions.kernels import kernels_for
 from mdn.distributions.mixture import GaussianMixture
 
 __all__ = ["AffineTransform", "LogGaussianMixture"]
+
+Array = Any
 
 
 class AffineTransform:
@@ -23,53 +27,91 @@ class AffineTransform:
 
     Parameters
     ----------
-    loc, scale : Tensor of shape (D,)
-        ``scale`` must be non-zero (a negative entry flips that dimension).
+    loc, scale : Tensor or array-like of shape (D,)
+        ``scale`` must be non-zero (a negative entry flips that dimension). They are cast to
+        each mixture's dtype and device when applied.
     """
 
-    def __init__(self, loc: Tensor, scale: Tensor) -> None:
-        loc, scale = torch.as_tensor(loc), torch.as_tensor(scale)
+    def __init__(self, loc: Array, scale: Array) -> None:
+        loc, scale = _as_vector(loc), _as_vector(scale)
         if loc.ndim != 1 or loc.shape != scale.shape:
             raise ValueError(
                 f"loc and scale must be vectors of one length, got {tuple(loc.shape)} and "
                 f"{tuple(scale.shape)}"
             )
-        if not bool(torch.isfinite(loc).all() & torch.isfinite(scale).all() & (scale != 0).all()):
+        checked = np.asarray([*_floats(loc), *_floats(scale)])
+        if not (np.isfinite(checked).all() and (checked[len(checked) // 2 :] != 0).all()):
             raise ValueError("loc and scale must be finite and scale non-zero")
         self.loc, self.scale = loc, scale
+        # Decided once, from the values: applying the transform then has no branch on data
+        # (it is traced into the ONNX graph).
+        magnitudes = np.abs(_floats(scale))
+        self.isotropic = bool((magnitudes == magnitudes[0]).all())
+
+    def covariance_after(self, covariance: str) -> str:
+        """The covariance type of a mixture of type ``covariance`` after this transform: an
+        anisotropic scale turns spherical components into diagonal ones.
+
+        Parameters
+        ----------
+        covariance : {"full", "diag", "spherical"}
+
+        Returns
+        -------
+        str
+        """
+        return "diag" if covariance == "spherical" and not self.isotropic else covariance
 
     def __call__(self, mixture: GaussianMixture) -> GaussianMixture:
         """The distribution of ``loc + scale * z`` for ``z ~ mixture``."""
-        if mixture.n_dims != self.loc.numel():
+        if mixture.n_dims != self.loc.shape[0]:
             raise ValueError(
-                f"this transform acts on {self.loc.numel()} dimensions, the mixture has "
+                f"this transform acts on {self.loc.shape[0]} dimensions, the mixture has "
                 f"{mixture.n_dims}"
             )
-        loc = self.loc.to(mixture.dtype).to(mixture.device)
-        scale = self.scale.to(mixture.dtype).to(mixture.device)
+        kernels = kernels_for(mixture.means)
+        xp = kernels.xp
+        loc = kernels.as_array(self.loc, mixture.dtype, mixture.device)
+        scale = kernels.as_array(self.scale, mixture.dtype, mixture.device)
         means = loc + scale * mixture.means
         prec_chol, kind = mixture.precision_cholesky, mixture.covariance_type
         if kind == "full":
             # P_y = S^-1 P_z S^-1 with S = diag(scale); flipping the sign of columns keeps
             # the triangular factor's diagonal positive.
-            prec_chol = prec_chol / scale.unsqueeze(-1) * scale.sign()
+            prec_chol = prec_chol / scale[:, None] * xp.sign(scale)
         elif kind == "diag":
-            prec_chol = prec_chol / scale.abs()
-        elif bool((scale.abs() == scale.abs()[0]).all()):
-            prec_chol = prec_chol / scale.abs()[0]
-        else:  # an anisotropic scale turns spherical components into diagonal ones
-            prec_chol, kind = prec_chol.unsqueeze(-1) / scale.abs(), "diag"
-        return mixture._derived(mixture.log_weights, means, prec_chol, kind)
+            prec_chol = prec_chol / xp.abs(scale)
+        elif self.covariance_after(kind) == "spherical":
+            prec_chol = prec_chol / xp.abs(scale)[0]
+        else:
+            prec_chol = prec_chol[..., None] / xp.abs(scale)
+        return mixture.replace(means=means, precision_cholesky=prec_chol,
+                               covariance=self.covariance_after(kind))  # fmt: skip
 
-    def log_abs_det_jacobian(self) -> Tensor:
+    def log_abs_det_jacobian(self) -> Array:
         """``log |dy/dz|``, the same for every point.
 
         Returns
         -------
-        Tensor of shape ()
-            ``sum(log |scale|)``.
+        array of shape ()
+            ``sum(log |scale|)``, in ``scale``'s library.
         """
-        return self.scale.abs().log().sum()
+        xp = kernels_for(self.scale).xp
+        return xp.sum(xp.log(xp.abs(self.scale)))
+
+
+def _as_vector(values: Array) -> Array:
+    """A torch tensor or NumPy array as given; anything else as a NumPy array."""
+    if is_torch_array(values) or isinstance(values, np.ndarray):
+        return values
+    return np.asarray(values, dtype=np.float64)
+
+
+def _floats(values: Array) -> np.ndarray:
+    """The values as float64 on the host, for the checks and decisions made once."""
+    if is_torch_array(values):
+        values = values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=np.float64)
 
 
 class LogGaussianMixture:
@@ -89,6 +131,8 @@ class LogGaussianMixture:
 
     def __init__(self, base: GaussianMixture) -> None:
         self.base = base
+        self._kernels = kernels_for(base.means)
+        self._xp = self._kernels.xp
 
     # ------------------------------------------------------------------ shape and access
     batch_shape = property(lambda self: self.base.batch_shape)
@@ -136,103 +180,107 @@ class LogGaussianMixture:
         return f"LogGaussianMixture(base={self.base!r})"
 
     # ------------------------------------------------------------------ densities
-    def log_prob(self, y: Tensor) -> Tensor:
+    def log_prob(self, y: Array) -> Array:
         """Log-density in user units: the base's at ``log(y)`` plus the Jacobian ``-sum(log y)``.
 
         Parameters
         ----------
-        y : Tensor of shape (..., *B, D)
+        y : array of shape (..., *B, D)
             A point with any entry <= 0 has log-density ``-inf``; NaN entries are missing
             (the density of the observed ones' marginal).
 
         Returns
         -------
-        Tensor of shape (..., *B)
+        array of shape (..., *B)
         """
-        y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
-        missing = torch.isnan(y)
-        positive = ((y > 0) | missing).all(-1)
+        xp = self._xp
+        y = self._kernels.as_array(y, self.dtype, self.device)
+        missing = xp.isnan(y)
+        positive = xp.all((y > 0) | missing, axis=-1)
         # Missing entries stay NaN, so that the base marginalises them out.
-        log_y = torch.where(missing, torch.nan, torch.where(y > 0, y, 1.0).log())
-        density = self.base.log_prob(log_y) - log_y.nansum(-1)
-        return torch.where(positive, density, -torch.inf)
+        log_y = xp.where(missing, xp.nan, xp.log(xp.where(y > 0, y, 1.0)))
+        density = self.base.log_prob(log_y) - self._kernels.nansum(log_y, -1)
+        return xp.where(positive, density, -xp.inf)
 
-    def cdf(self, y: Tensor) -> Tensor:
+    def cdf(self, y: Array) -> Array:
         """Marginal CDF of each dimension: the base's at ``log(y)``, 0 where ``y <= 0``.
 
         Parameters
         ----------
-        y : Tensor of shape (..., *B, D)
+        y : array of shape (..., *B, D)
 
         Returns
         -------
-        Tensor with the shape of ``y``
+        array with the shape of ``y``
         """
-        y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
-        return torch.where(y > 0, self.base.cdf(torch.where(y > 0, y, 1.0).log()), 0.0)
+        xp = self._xp
+        y = self._kernels.as_array(y, self.dtype, self.device)
+        return xp.where(y > 0, self.base.cdf(xp.log(xp.where(y > 0, y, 1.0))), 0.0)
 
-    def sample(self, n: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int = 1, generator: Any = None) -> Array:
         """``exp`` of the base's samples (see ``GaussianMixture.sample``).
 
         Parameters
         ----------
         n : int
-        generator : torch.Generator, optional
+        generator : torch.Generator or numpy.random.Generator, optional
 
         Returns
         -------
-        Tensor of shape (n, *B, D)
+        array of shape (n, *B, D)
             Positive.
         """
-        return self.base.sample(n, generator).exp()
+        return self._xp.exp(self.base.sample(n, generator))
 
     # ------------------------------------------------------------------ moments and points
-    def mean(self) -> Tensor:
+    def mean(self) -> Array:
         """Mixture mean in user units: ``sum_k w_k exp(mu_k + sigma_k^2 / 2)``.
 
         Returns
         -------
-        Tensor of shape (*B, D)
+        array of shape (*B, D)
         """
-        var = self.base.component_covariance_matrices().diagonal(dim1=-2, dim2=-1)
-        return (self.weights.unsqueeze(-1) * (self.base.means + 0.5 * var).exp()).sum(-2)
+        xp = self._xp
+        var = xp.linalg.diagonal(self.base.component_covariance_matrices())
+        return xp.sum(self.weights[..., None] * xp.exp(self.base.means + 0.5 * var), axis=-2)
 
-    def covariance(self) -> Tensor:
+    def covariance(self) -> Array:
         """Mixture covariance in user units, from the log-normal moments.
 
         Returns
         -------
-        Tensor of shape (*B, D, D)
+        array of shape (*B, D, D)
         """
+        xp = self._xp
         cov = self.base.component_covariance_matrices()  # [*B, K, D, D]
-        var = cov.diagonal(dim1=-2, dim2=-1)  # [*B, K, D]
+        var = xp.linalg.diagonal(cov)  # [*B, K, D]
         half = self.base.means + 0.5 * var  # [*B, K, D]
         # E[y_i y_j | k] = exp(mu_i + mu_j + (S_ii + S_jj) / 2 + S_ij)
-        second = (half.unsqueeze(-1) + half.unsqueeze(-2) + cov).exp()
-        second = (self.weights[..., None, None] * second).sum(-3)  # [*B, D, D]
+        second = xp.exp(half[..., :, None] + half[..., None, :] + cov)
+        second = xp.sum(self.weights[..., None, None] * second, axis=-3)  # [*B, D, D]
         mean = self.mean()
-        return second - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+        return second - mean[..., :, None] * mean[..., None, :]
 
-    def variance(self) -> Tensor:
+    def variance(self) -> Array:
         """Mixture variance of each dimension in user units.
 
         Returns
         -------
-        Tensor of shape (*B, D)
+        array of shape (*B, D)
             The diagonal of ``covariance``.
         """
-        return self.covariance().diagonal(dim1=-2, dim2=-1)
+        return self._xp.linalg.diagonal(self.covariance())
 
-    def top(self) -> Tensor:
+    def top(self) -> Array:
         """``exp`` of the heaviest component's mean (that component's median).
 
         Returns
         -------
-        Tensor of shape (*B, D)
+        array of shape (*B, D)
         """
-        return self.base.top().exp()
+        return self._xp.exp(self.base.top())
 
-    def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Tensor:
+    def mode(self, max_iter: int = 500, tol: float = 1e-6) -> Array:
         """Highest-density point in the user's units.
 
         ``exp`` of the mode of the exponentially tilted base (see the class), which
@@ -245,13 +293,14 @@ class LogGaussianMixture:
 
         Returns
         -------
-        Tensor of shape (*B, D)
+        array of shape (*B, D)
         """
-        base = self.base
-        cov = base.component_covariance_matrices()
-        row_sums = cov.sum(-1)  # Sigma_k 1, [*B, K, D]
+        xp, base = self._xp, self.base
+        row_sums = xp.sum(base.component_covariance_matrices(), axis=-1)  # Sigma_k 1, [*B, K, D]
         # p_y(e^z) e^{sum z} ... maximising p_y over y = maximising N(z) e^{-1'z} over z.
-        tilted_logits = base.log_weights - base.means.sum(-1) + 0.5 * row_sums.sum(-1)
+        tilted_logits = (
+            base.log_weights - xp.sum(base.means, axis=-1) + 0.5 * xp.sum(row_sums, axis=-1)
+        )
         tilted = GaussianMixture(
             tilted_logits,
             base.means - row_sums,
@@ -259,7 +308,7 @@ class LogGaussianMixture:
             base.covariance_type,
             validate=False,
         )
-        return tilted.mode(max_iter=max_iter, tol=tol).exp()
+        return xp.exp(tilted.mode(max_iter=max_iter, tol=tol))
 
     def marginal(self, dims: int | Sequence[int]) -> LogGaussianMixture:
         """The distribution of the selected dimensions (``exp`` of the base's marginal).
@@ -275,30 +324,30 @@ class LogGaussianMixture:
         """
         return LogGaussianMixture(self.base.marginal(dims))
 
-    def quantile(self, q: float | Tensor) -> Tensor:
+    def quantile(self, q: float | Array) -> Array:
         """Marginal quantiles: ``exp`` of the base quantiles (exp is increasing).
 
         Parameters
         ----------
-        q : float or Tensor
+        q : float or array
             Probabilities, broadcast as in ``GaussianMixture.quantile``.
 
         Returns
         -------
-        Tensor of shape ``broadcast(q.shape, (*B, D))``
+        array of shape ``broadcast(q.shape, (*B, D))``
         """
-        return self.base.quantile(q).exp()
+        return self._xp.exp(self.base.quantile(q))
 
-    def median(self) -> Tensor:
+    def median(self) -> Array:
         """Median of each one-dimensional marginal: ``exp`` of the base's median.
 
         Returns
         -------
-        Tensor of shape (*B, D)
+        array of shape (*B, D)
         """
-        return self.base.median().exp()
+        return self._xp.exp(self.base.median())
 
-    def interval(self, coverage: float = 0.9) -> tuple[Tensor, Tensor]:
+    def interval(self, coverage: float = 0.9) -> tuple[Array, Array]:
         """Central interval of each marginal holding ``coverage`` of its mass.
 
         ``exp`` of the base's interval bounds.
@@ -310,7 +359,7 @@ class LogGaussianMixture:
 
         Returns
         -------
-        lower, upper : Tensor of shape (*B, D)
+        lower, upper : array of shape (*B, D)
         """
         lower, upper = self.base.interval(coverage)
-        return lower.exp(), upper.exp()
+        return self._xp.exp(lower), self._xp.exp(upper)

@@ -33,8 +33,9 @@ from mdn.estimator.fitting import (
 )
 from mdn.estimator.model_files import ModelFilesMixin
 from mdn.estimator.prediction import MixturePredictorMixin
+from mdn.estimator.reference import REFERENCE
 from mdn.nn.network import MixtureDensityNetwork
-from mdn.params import REFERENCE, validate_all
+from mdn.params import validate_all
 from mdn.runtime import device_available, intra_op_threads, resolve_device
 from mdn.training import train
 from mdn.training.ddp import distribute, in_process_group, rank

@@ -3,19 +3,11 @@ the user's units, built with torch's own exporter (``torch.onnx.export``, dynamo
 
 ONNX has no Cholesky factorisation or triangular solve and ``torch.distributions`` does not
 export, so the graph stops at the mixture's parameters and ``mdn.onnx.OnnxPredictor`` (NumPy
-and onnxruntime only) does the mixture maths. The graph holds the input scaling, the
-network, the target scaling folded into the components, the recalibration and the pooling
-of ensemble members; its outputs (float64, one row per input row):
-
-- ``log_weights`` (N, M), ``means`` (N, M, D) and ``scale``: the predictive mixture, as
-  ``MDN.predict_dist`` gives it (recalibrated, members pooled; over ``log(y)`` for a log
-  target). ``scale`` is (N, M, D, D), the lower Cholesky factors of the covariances, for
-  ``covariance="full"``, else (N, M, D), the standard deviations.
-- ``member_log_weights`` (E, N, K), ``member_means`` (E, N, K, D), ``member_scale``: each
-  member's own mixture without recalibration (E = 1 for one network), for the members'
-  point estimates (``combine="median"``, ``predict_members``).
-
-The input ``X`` is float64 (N, n_features) with a dynamic N.
+and onnxruntime only) does the mixture maths, with the same ``GaussianMixture`` code on NumPy
+arrays. The graph is ``MDN``'s own prediction path traced (the input scaling, the network,
+the target scaling folded into the components, the recalibration and the pooling of
+ensemble members: ``mdn.estimator.prediction.predictive``), so that nothing of the maths is
+written twice; ``mdn.onnx.graph`` describes its outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -37,11 +28,12 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from mdn.distributions.calibration import TAIL_SCALE
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.transforms import AffineTransform
 from mdn.estimator.fitting import NO_RECALIBRATION
 from mdn.estimator.model_file import FITTED, check_fitted
-from mdn.estimator.prediction import resolved_point
-from mdn.onnx.predictor import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
+from mdn.estimator.prediction import predictive, resolved_point
+from mdn.onnx.graph import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
 
 if TYPE_CHECKING:
     from mdn.estimator.model import MDN
@@ -53,11 +45,10 @@ _EXAMPLE_ROWS = 3
 
 
 class ExportGraph(nn.Module):
-    """Raw features (N, p) to the mixture parameters listed in the module's docstring.
+    """Raw features (N, p) to the mixture parameters that ``mdn.onnx.graph`` lists.
 
-    Each step repeats in float64 what ``mdn.prediction`` does (``AffineTransform``,
-    ``calibration.recalibrate``, ``GaussianMixture.pool``), with the fitted values as
-    constants; the network runs in float32 as it does in ``MDN``.
+    ``forward`` is ``MDN``'s prediction of one chunk (``mdn.estimator.prediction``), with the
+    fitted values as constants; the network runs in float32 as it does in ``MDN``.
 
     Parameters
     ----------
@@ -71,89 +62,36 @@ class ExportGraph(nn.Module):
         if next(network.parameters()).device.type != "cpu":
             network = copy.deepcopy(network).cpu()
         self.network = network.eval()
+        self.model = model
         self.ensemble = (network.n_models or 1) > 1
-        self.full, self.spherical = model.covariance == "full", model.covariance == "spherical"
-        self.recalibration = tuple(float(getattr(model, k)) for k in NO_RECALIBRATION)
-        self.recalibrated = self.recalibration != tuple(NO_RECALIBRATION.values())
-        for name in ("x_shift_", "x_scale_", "y_shift_", "y_scale_"):
+        for name in ("x_shift_", "x_scale_"):
             value = torch.as_tensor(np.asarray(getattr(model, name), dtype=np.float64))
             self.register_buffer(name.rstrip("_"), value, persistent=False)
-        # AffineTransform's decisions, taken once: they depend on fitted constants only.
-        scale = self.y_scale
-        self.isotropic = bool((scale.abs() == scale.abs()[0]).all())
-        self.register_buffer("y_sign", scale.sign(), persistent=False)
+        self.unscale = AffineTransform(
+            torch.as_tensor(model.y_shift_, dtype=torch.float64),
+            torch.as_tensor(model.y_scale_, dtype=torch.float64),
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         scaled = ((x - self.x_shift) / self.x_scale).to(torch.float32)
-        mixture = self.network(scaled)
-        log_weights = mixture.log_weights.to(torch.float64)  # [E?, N, K]
-        means = mixture.means.to(torch.float64)
-        factor = self._covariance_factor(mixture.precision_cholesky.to(torch.float64))
+        members = self.unscale(self.network(scaled).to(torch.float64))  # [E?, N]
+        pooled = predictive(self.model, members)[1]  # [N]
         if not self.ensemble:  # a member axis of one, so that every model has the same outputs
-            log_weights, means, factor = log_weights[None], means[None], factor[None]
-        means = self.y_shift + self.y_scale * means  # [E, N, K, D]
-        members = (log_weights, means, factor)
-        if self.recalibrated:
-            log_weights, means, factor = self._recalibrate(log_weights, means, factor)
-        n_members = log_weights.shape[0]
-        pooled = (
-            _merge_members(log_weights) - math.log(n_members),
-            _merge_members(means),
-            _merge_members(factor),
-        )
-        return (*pooled, *members)
-
-    def _covariance_factor(self, precision_cholesky: Tensor) -> Tensor:
-        """The covariance factor in the user's units from the scaled precision factor: the
-        lower Cholesky factor of each covariance (full), else standard deviations (*, D)."""
-        if self.full:
-            # AffineTransform: rows over the scale, columns times its sign.
-            u = precision_cholesky / self.y_scale.unsqueeze(-1) * self.y_sign
-            return _inverse_upper(u).transpose(-1, -2)
-        if self.spherical:
-            if self.isotropic:
-                std = 1.0 / (precision_cholesky / self.y_scale.abs()[0])  # [*, K]
-                return std.unsqueeze(-1).expand(*std.shape, self.y_scale.shape[0])
-            precision_cholesky = precision_cholesky.unsqueeze(-1)
-        return 1.0 / (precision_cholesky / self.y_scale.abs())
-
-    def _recalibrate(
-        self, log_weights: Tensor, means: Tensor, factor: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``calibration.recalibrate`` on members (E, N, K, ...), with its factor widened
-        instead of its precision narrowed."""
-        spread, component_scale, tail_weight = self.recalibration
-        if self.ensemble:
-            member_means = (log_weights.exp().unsqueeze(-1) * means).sum(-2)  # [E, N, D]
-            offset = member_means - member_means.mean(0, keepdim=True)
-            means = means + ((spread - 1.0) * offset).unsqueeze(-2)
-        factor = factor * component_scale
-        if tail_weight > 0:
-            log_weights = torch.cat(
-                [log_weights + math.log1p(-tail_weight), log_weights + math.log(tail_weight)], 2
-            )
-            means = torch.cat([means, means], 2)
-            factor = torch.cat([factor, factor * TAIL_SCALE], 2)
-        return log_weights, means, factor
+            members = _with_member_axis(members)
+        return (*_parameters(pooled), *_parameters(members))
 
 
-def _merge_members(values: Tensor) -> Tensor:
-    """(E, N, K, *event) -> (N, E * K, *event), member-major as ``GaussianMixture.pool``."""
-    return values.movedim(0, 1).flatten(1, 2)
+def _parameters(mixture: GaussianMixture) -> tuple[Tensor, Tensor, Tensor]:
+    return mixture.log_weights, mixture.means, mixture.precision_cholesky
 
 
-def _inverse_upper(u: Tensor) -> Tensor:
-    """The inverse of upper-triangular matrices (..., D, D) by back substitution, unrolled
-    over D: ONNX has no triangular solve, and D is small and fixed."""
-    d = u.shape[-1]
-    eye = torch.eye(d, dtype=u.dtype)
-    rows: list[Tensor] = [eye[0]] * d
-    for i in reversed(range(d)):
-        row = eye[i].expand(*u.shape[:-2], d)
-        for j in range(i + 1, d):
-            row = row - u[..., i, j : j + 1] * rows[j]
-        rows[i] = row / u[..., i, i : i + 1]
-    return torch.stack(rows, dim=-2)
+def _with_member_axis(mixture: GaussianMixture) -> GaussianMixture:
+    """``mixture`` with a leading batch axis of one."""
+    return mixture.replace(
+        log_weights=mixture.log_weights[None],
+        means=mixture.means[None],
+        precision_cholesky=mixture.precision_cholesky[None],
+    )
 
 
 def metadata(model: MDN) -> dict[str, str]:
@@ -167,11 +105,13 @@ def metadata(model: MDN) -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        Feature and target names, sizes, covariance type and the layout of ``scale``, the
-        target transform, ``combine``, the recalibration values, the mdn version and the
-        format version of the file.
+        Feature and target names, sizes, the model's covariance type and that of the graph's
+        mixtures (a spherical model under an anisotropic target scaling predicts diagonal
+        components), the target transform, ``combine``, the default point estimate, the
+        recalibration values, the mdn version and the format version of the file.
     """
     names = getattr(model, "feature_names_in_", None)
+    unscale = AffineTransform(np.asarray(model.y_shift_), np.asarray(model.y_scale_))
     values = {
         "mdn_onnx_format": FORMAT_VERSION,
         "mdn_version": package_version("mdn"),
@@ -181,7 +121,7 @@ def metadata(model: MDN) -> dict[str, str]:
         "n_targets": int(model.n_outputs_),
         "output_1d": bool(model.output_1d_),
         "covariance": model.covariance,
-        "scale_layout": "scale_tril" if model.covariance == "full" else "std",
+        "mixture_covariance": unscale.covariance_after(model.covariance),
         "target_transform": model.target_transform,
         "n_models": int(model.network_.n_models or 1),
         "n_mix": int(model.n_mix),

@@ -98,12 +98,13 @@ def distributions(model: MDN, X: ArrayLike) -> Iterator[tuple[slice, Distributio
     """
     check_is_fitted(model, "network_")
     for rows, mixture in member_distributions(model, X):
-        yield rows, predictive(model, mixture)[1]
+        yield rows, in_target_space(model, predictive(model, mixture)[1])
 
 
-def predictive(model: MDN, members: GaussianMixture) -> tuple[GaussianMixture, Distribution]:
+def predictive(model: MDN, members: GaussianMixture) -> tuple[GaussianMixture, GaussianMixture]:
     """A chunk's members' mixtures with the model's fitted recalibration, and the predictive
-    distribution they make in the user's units (their equal-weight pool for an ensemble).
+    mixture they make in the user's units (their equal-weight pool for an ensemble), before
+    the target transform is undone (``in_target_space``).
 
     Parameters
     ----------
@@ -115,13 +116,13 @@ def predictive(model: MDN, members: GaussianMixture) -> tuple[GaussianMixture, D
     Returns
     -------
     recalibrated : GaussianMixture
-    distribution : GaussianMixture or LogGaussianMixture
+    pooled : GaussianMixture
     """
     ensemble = (model.network_.n_models or 1) > 1
     if recalibrated(model):
         members = calibration.recalibrate(members, model.member_spread_, model.component_scale_,
                                           model.tail_weight_, members=ensemble)  # fmt: skip
-    return members, in_target_space(model, members.pool(0) if ensemble else members)
+    return members, members.pool(0) if ensemble else members
 
 
 def median_of_members(model: MDN, mixture: GaussianMixture, point: str) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """Predictions from an exported ``MDN`` with NumPy and onnxruntime alone: no torch.
 
 ``MDN.export_onnx(path)`` (``mdn export MODEL -o model.onnx`` on the command line) writes a
-graph from raw features to the mixture's parameters (see ``mdn.onnx_export``);
-``OnnxPredictor(path)`` runs it a chunk of rows at a time and does the mixture maths in
-NumPy (``mdn.numpy_mixture``), giving what ``MDN``'s methods give. This module imports
-neither torch nor mdn's torch modules, so it runs in a lean container or on a Dask worker
-with ``pip install numpy onnxruntime``.
+graph from raw features to the mixture's parameters (``mdn.onnx.graph``);
+``OnnxPredictor(path)`` runs it a chunk of rows at a time and does the mixture maths with
+``mdn.distributions`` on NumPy arrays (the same code that ``MDN`` runs on torch tensors),
+giving what ``MDN``'s methods give. This module imports neither torch, scikit-learn nor
+SciPy, so it runs in a lean container or on a Dask worker with ``pip install numpy
+onnxruntime array-api-compat``.
 
 Examples
 --------
@@ -16,28 +17,19 @@ Examples
 
 from __future__ import annotations
 
-import json
-import numbers
 import os
 from collections.abc import Iterator
 
 import numpy as np
 
-from mdn.onnx.numpy_mixture import LogNumpyMixture, NumpyMixture
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.transforms import LogGaussianMixture
+from mdn.onnx.graph import INPUT, member_mixture, predictive_mixture, read_metadata
+from mdn.params import validate, validate_argument
 
-__all__ = ["FORMAT_VERSION", "INPUT", "MEMBER_OUTPUTS", "OUTPUTS", "POINTS", "OnnxPredictor"]
+__all__ = ["OnnxPredictor"]
 
-#: Version of the graph's inputs, outputs and metadata (``mdn.onnx_export`` writes it).
-FORMAT_VERSION = 1
-#: The graph's input: raw features, float64 (N, n_features).
-INPUT = "X"
-#: The predictive mixture: recalibrated, members pooled.
-OUTPUTS = ("log_weights", "means", "scale")
-#: Each member's mixture without recalibration, a leading member axis (E = 1 for one network).
-MEMBER_OUTPUTS = ("member_log_weights", "member_means", "member_scale")
-POINTS = ("top", "mean", "mode", "median")
-
-Mixture = NumpyMixture | LogNumpyMixture
+Mixture = GaussianMixture | LogGaussianMixture
 
 
 class OnnxPredictor:
@@ -80,11 +72,8 @@ class OnnxPredictor:
             raise ImportError(
                 "OnnxPredictor needs onnxruntime: pip install 'mdn[onnx]' (or onnxruntime)"
             ) from None
-        for name, value in (("chunk_size", chunk_size), ("n_threads", n_threads)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        validate("chunk_size", chunk_size)
+        validate("n_threads", n_threads)
         options = onnxruntime.SessionOptions()
         if n_threads is not None:
             options.intra_op_num_threads = int(n_threads)
@@ -96,7 +85,7 @@ class OnnxPredictor:
             )
         except Exception as error:  # onnxruntime's own types, whatever the damage
             raise ValueError(f"{path} is not an ONNX file onnxruntime can read: {error}") from None
-        self.metadata = _read_metadata(path, self._session.get_modelmeta().custom_metadata_map)
+        self.metadata = read_metadata(path, self._session.get_modelmeta().custom_metadata_map)
         meta = self.metadata
         self.chunk_size = int(chunk_size)
         self.n_features_in_, self.n_outputs_ = meta["n_features"], meta["n_targets"]
@@ -105,14 +94,11 @@ class OnnxPredictor:
         self.target_names_, self.output_1d_ = meta["target_names"], meta["output_1d"]
         self.target_transform, self.combine = meta["target_transform"], meta["combine"]
         self.n_models = meta["n_models"]
-        self._covariance = "full" if meta["scale_layout"] == "scale_tril" else "diag"
 
     def _point(self, point: str | None) -> str:
-        """``point``, or the model's default (written by files of format 2 on)."""
-        point = self.metadata.get("point", "top") if point is None else point
-        if point not in POINTS:
-            raise ValueError(f"point must be one of {POINTS}, got {point!r}")
-        return point
+        """``point``, or the model's default where it is None."""
+        validate_argument("point", point)
+        return self.metadata.get("point", "top") if point is None else point
 
     def __repr__(self) -> str:
         meta = self.metadata
@@ -133,16 +119,14 @@ class OnnxPredictor:
             names = [o.name for o in self._session.get_outputs()]
             yield rows, dict(zip(names, outputs, strict=True))
 
-    def _in_target_space(self, mixture: NumpyMixture) -> Mixture:
-        return LogNumpyMixture(mixture) if self.target_transform == "log" else mixture
+    def _in_target_space(self, mixture: GaussianMixture) -> Mixture:
+        return LogGaussianMixture(mixture) if self.target_transform == "log" else mixture
 
     def _distribution(self, outputs: dict[str, np.ndarray]) -> Mixture:
-        parts = (outputs[name] for name in OUTPUTS)
-        return self._in_target_space(NumpyMixture(*parts, self._covariance))
+        return self._in_target_space(predictive_mixture(outputs, self.metadata))
 
     def _members(self, outputs: dict[str, np.ndarray]) -> Mixture:
-        parts = (outputs[name] for name in MEMBER_OUTPUTS)
-        return self._in_target_space(NumpyMixture(*parts, self._covariance))
+        return self._in_target_space(member_mixture(outputs, self.metadata))
 
     def _collect(self, X: object, compute, row_axis: int = 0, members: bool = False) -> np.ndarray:
         """``compute`` (mixture -> array ending in the target axis) chunk by chunk, joined
@@ -212,10 +196,7 @@ class OnnxPredictor:
         lower, upper : ndarray of shape (n,) or (n, D)
             pandas on X's index for a DataFrame.
         """
-        if isinstance(coverage, bool) or not (
-            isinstance(coverage, numbers.Real) and 0 < coverage < 1
-        ):
-            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        validate_argument("coverage", coverage)
         bounds = self._collect(X, lambda dist: np.stack(dist.interval(coverage)), row_axis=1)
         names = self.target_names_
         return _like_input(bounds[0], X, names), _like_input(bounds[1], X, names)
@@ -229,12 +210,11 @@ class OnnxPredictor:
 
         Returns
         -------
-        NumpyMixture or LogNumpyMixture
-            Batch shape (n,); a ``LogNumpyMixture`` for a log target.
+        GaussianMixture or LogGaussianMixture
+            Of NumPy arrays, batch shape (n,); a ``LogGaussianMixture`` for a log target.
         """
-        parts = [outputs for _, outputs in self._chunks(X)]
-        joined = {name: np.concatenate([p[name] for p in parts]) for name in OUTPUTS}
-        return self._distribution(joined)
+        parts = [self._distribution(outputs) for _, outputs in self._chunks(X)]
+        return type(parts[0]).cat(parts)
 
     def log_prob(self, X: object, y: object) -> np.ndarray:
         """Log-density of ``y`` under p(y|x), as ``MDN.log_prob``.
@@ -271,12 +251,7 @@ class OnnxPredictor:
         -------
         ndarray of shape (n_samples, n) or (n_samples, n, D)
         """
-        if (
-            isinstance(n_samples, bool)
-            or not isinstance(n_samples, numbers.Integral)
-            or n_samples < 1
-        ):
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        validate_argument("n_samples", n_samples)
         rng = np.random.default_rng(random_state)
         return self._collect(X, lambda dist: dist.sample(int(n_samples), rng), row_axis=1)
 
@@ -327,21 +302,6 @@ class OnnxPredictor:
         if len(y) != _num_rows(X):
             raise ValueError(f"X and y have different numbers of rows: {_num_rows(X)} and {len(y)}")
         return y
-
-
-def _read_metadata(path: str | os.PathLike, raw: dict[str, str]) -> dict[str, object]:
-    if "mdn_onnx_format" not in raw:
-        raise ValueError(f"{path} is not an ONNX file written by mdn (MDN.export_onnx)")
-    try:
-        meta = {key: json.loads(value) for key, value in raw.items()}
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} holds metadata that is not mdn's: {error}") from None
-    if meta["mdn_onnx_format"] > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written by a newer mdn (format {meta['mdn_onnx_format']}, this one "
-            f"reads {FORMAT_VERSION}): upgrade mdn"
-        )
-    return meta
 
 
 def _num_rows(data: object) -> int:

@@ -23,11 +23,10 @@ from mdn.distributions.mixture import GaussianMixture
 from mdn.estimator.data import FLOAT32_MAX
 from mdn.estimator.prediction import (
     collect,
+    in_target_space,
     median_of_members,
+    predictive,
     resolved_point,
-)
-from mdn.estimator.prediction import (
-    predictive as predictive_distribution,
 )
 from mdn.runtime import denormals_flushed
 
@@ -53,12 +52,13 @@ def _positional(model: MDN) -> MDN:
 def _fields(model: MDN, mixture: GaussianMixture, point: str, coverage: float) -> torch.Tensor:
     """The FIELDS of a chunk from its members' mixtures, as ``MDN``'s methods make them."""
     ensemble = model._n_members > 1
-    adjusted, predictive = predictive_distribution(model, mixture)
+    adjusted, pooled = predictive(model, mixture)
+    distribution = in_target_space(model, pooled)
     if ensemble and model.combine == "median":
         estimate = median_of_members(model, mixture, point)  # [rows, D], as MDN.predict
     else:
-        estimate = getattr(predictive, point)()
-    lower, upper = predictive.interval(coverage)
+        estimate = getattr(distribution, point)()
+    lower, upper = distribution.interval(coverage)
     means, variances = adjusted.mean(), adjusted.variance()  # [E, rows, D] or [rows, D]
     if ensemble:
         aleatoric, epistemic = variances.mean(0), means.var(0, unbiased=False)
