@@ -31,7 +31,7 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
     from mdn import MDN
     from mdn.distributions.calibration import SCALE_PRIOR_SD, fit_recalibration, fit_tail_weight
     from mdn.estimator.fitting import seeds, split_rows
-    from mdn.estimator.prediction import member_distributions
+    from mdn.estimator.prediction import member_distributions, n_members
 
     torch.set_num_threads(1)
     X, y, _, _ = load_split(DEFAULT_DATA, name, split)
@@ -43,10 +43,10 @@ def study(name: str, split: int, prior_sds: list[float]) -> dict:
         len(fit), model.validation_fraction, torch.Generator().manual_seed(split_seed)
     )
     x_val, y_val = X[fit][val.numpy()], y[fit][val.numpy()]
-    model.chunk_size = len(val) * model._n_members  # the validation rows in one chunk
+    model.chunk_size = len(val) * n_members(model)  # the validation rows in one chunk
     ((_, members),) = member_distributions(model, x_val)
     out = {"split": split, "n_val": len(val)}
-    targets, ensemble = torch.as_tensor(y_val).reshape(len(val), -1), model._n_members > 1
+    targets, ensemble = torch.as_tensor(y_val).reshape(len(val), -1), n_members(model) > 1
     for sd in [math.inf, *prior_sds]:
         label = "mle" if sd == math.inf else f"prior {sd}"
         _, scale = fit_recalibration(members, targets, members=ensemble, scale_prior_sd=sd)

@@ -133,8 +133,8 @@ def scene(size: int, chunks: int):
     import dask.array as da
     import xarray as xr
 
-    from mdn.ocean import sensors
     from mdn.datasets import simulate_ocean_colour
+    from mdn.ocean import sensors
 
     pool = simulate_ocean_colour(20_000, "msi", random_state=1)[0].astype(np.float32)
     sides = da.core.normalize_chunks(chunks, (size, size))

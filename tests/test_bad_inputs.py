@@ -464,7 +464,7 @@ POINT_METHODS = {
 @pytest.mark.parametrize("point", ["bogus", "auto", "TOP", 1])  # None: the model's default
 @pytest.mark.parametrize("method", POINT_METHODS)
 def test_an_invalid_point_is_named(model, data, method, point):
-    message = rf"point must be one of \('top', 'mean', 'mode', 'median'\), got {point!r}"
+    message = rf"point must be one of \('top', 'mean', 'mode', 'median'\) or None, got {point!r}"
     with pytest.raises(ValueError, match=message):
         POINT_METHODS[method](model, *data, point)
 
@@ -478,7 +478,7 @@ def test_an_invalid_coverage_is_named(model, data, coverage):
 
 @pytest.mark.parametrize("n_samples", [0, -1, 1.5, True, "3", None])
 def test_an_invalid_n_samples_is_named(model, data, n_samples):
-    message = rf"n_samples must be a positive integer, got {re.escape(repr(n_samples))}"
+    message = rf"n_samples must be an integer >= 1, got {re.escape(repr(n_samples))}"
     with pytest.raises(ValueError, match=message):
         model.sample(data[0], n_samples=n_samples)
 

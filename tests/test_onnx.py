@@ -35,7 +35,7 @@ from mdn.distributions.mixture import (  # noqa: E402
 )
 from mdn.distributions.numpy_kernels import ndtr, ndtri  # noqa: E402
 from mdn.distributions.transforms import LogGaussianMixture  # noqa: E402
-from mdn.estimator.prediction import distributions, member_distributions  # noqa: E402
+from mdn.estimator.prediction import distributions, member_distributions, n_members  # noqa: E402
 from mdn.onnx import MEMBER_OUTPUTS, OUTPUTS, OnnxPredictor  # noqa: E402
 
 #: (covariance, D, members, target transform, recalibration, how it is exported): every
@@ -113,7 +113,7 @@ def test_graph_parameters_match_pytorch(case):
         base = dist.base if model.target_transform == "log" else dist
         members = next(member_distributions(model, rows))[1]
         for prefix, mixture in (("", base), ("member_", members)):
-            if prefix and model._n_members == 1:  # a member axis of one
+            if prefix and n_members(model) == 1:  # a member axis of one
                 got = {name: values[0] for name, values in got.items()}
             np.testing.assert_allclose(
                 got[prefix + "log_weights"], mixture.log_weights.numpy(), rtol=1e-5, atol=1e-6
@@ -134,7 +134,7 @@ def test_metadata_describes_the_model(case):
     expected = "diag" if model.covariance == "spherical" and anisotropic else model.covariance
     assert meta["mixture_covariance"] == expected
     assert meta["target_transform"] == model.target_transform
-    assert meta["n_models"] == model._n_members and meta["combine"] == "median"
+    assert meta["n_models"] == n_members(model) and meta["combine"] == "median"
     assert [meta[k.rstrip("_")] for k in RECALIBRATION] == [
         getattr(model, k) for k in RECALIBRATION
     ]
@@ -150,7 +150,7 @@ def test_point_estimates_equal_mdn(case, point):
     assert isinstance(got, pd.Series if model.output_1d_ else pd.DataFrame)  # X's index
     _close(got, model.predict(X, point=point), _spread(model))
     assert isinstance(predictor.predict(X.to_numpy()[:2], point=point), np.ndarray)
-    if model._n_members > 1:  # the pooled mixture's estimate instead of the members' median
+    if n_members(model) > 1:  # the pooled mixture's estimate instead of the members' median
         pooled, mixed = copy.copy(predictor), copy.copy(model)
         pooled.combine = mixed.combine = "mixture"
         _close(pooled.predict(X, point=point), mixed.predict(X, point=point), _spread(model))

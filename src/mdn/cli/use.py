@@ -10,7 +10,7 @@ import numpy as np
 from mdn.cli.inputs import load_model, model_inputs, model_targets, scored_rows
 from mdn.cli.report import print_table
 from mdn.cli.tables import check_output_path, read_table, write_table
-from mdn.estimator.prediction import resolved_point
+from mdn.estimator.prediction import n_members, resolved_point
 from mdn.metrics import per_target
 from mdn.params import POINTS
 from mdn.tensor_files import read_model_file
@@ -146,7 +146,7 @@ def info(model_file, as_json):
         or model.n_features_in_,
         "targets": model_targets(model),
         "target_transform": model.target_transform,
-        "members": model._n_members,
+        "members": n_members(model),
         "iterations": model.n_iter_,
         "best_step": history.get("best_step"),
         "best_validation_nll": min(val) if val else None,

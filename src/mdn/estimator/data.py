@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 #: float32's largest number: the network's inputs and outputs must stay within it.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -15,12 +15,13 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 __all__ = [
     "FLOAT32_MAX",
     "check_scaled",
-    "check_training_data",
     "column_names",
     "drop_unobserved_rows",
     "like_input",
     "num_rows",
+    "scored_targets",
     "to_numpy",
+    "training_targets",
     "validated_x",
 ]
 
@@ -138,32 +139,29 @@ def like_input(values: np.ndarray, X: object, names: list[str] | None) -> object
     return pd.DataFrame(values, index=X.index, columns=names)
 
 
-def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
-    """Validated float64 arrays (n, p) and (n, D) for ``model.fit``.
+def training_targets(y: object) -> tuple[np.ndarray, bool]:
+    """The targets of a fit as float64 (n, D), and whether they were one-dimensional.
 
-    Sets the fitted input attributes (``n_features_in_``, ``feature_names_in_``), and
-    ``output_1d_``, ``n_outputs_`` and ``target_names_``; drops the rows without any
-    observed target; takes the logarithm of a log target.
+    NaN marks a missing value (training marginalises it out); infinity is refused.
 
     Parameters
     ----------
-    model : MDN
-    X : array-like of shape (n, p)
     y : array-like of shape (n,) or (n, D)
 
     Returns
     -------
-    X : ndarray of shape (m, p)
-    y : ndarray of shape (m, D)
+    y : ndarray of shape (n, D)
+    output_1d : bool
+
+    Raises
+    ------
+    ValueError
+        For no targets, no target columns, or infinity (named by row and column).
     """
-    target_names = column_names(y)
     if y is None:
         raise ValueError("MDN requires y to be passed, but the target y is None")
     if getattr(y, "ndim", 0) == 2 and y.shape[1] == 0:
         raise ValueError("y has no target columns; pass at least one")
-    X = validated_x(model, X, reset=True, dtype=np.float64)
-    check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
-    # NaN targets are missing values: training marginalises them out.
     y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
                     ensure_all_finite=False)  # fmt: skip
     infinite = np.isinf(y.reshape(len(y), -1))
@@ -174,23 +172,9 @@ def check_training_data(model, X, y) -> tuple[np.ndarray, np.ndarray]:
             f"{int(np.flatnonzero(infinite[row])[0])}; drop those rows, or mark the values "
             "missing (NaN)"
         )
-    check_consistent_length(X, y)
     if y.ndim == 2 and y.shape[1] == 0:
         raise ValueError("y has no target columns; pass at least one")
-    model.output_1d_ = y.ndim == 1
-    y = y.reshape(len(y), -1)
-    X, y = drop_unobserved_rows(X, y)
-    model.n_outputs_ = y.shape[1]
-    model.target_names_ = target_names
-    if model.target_transform == "log":
-        if np.any(y <= 0):
-            raise ValueError(
-                f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
-                f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
-                "target_transform=None"
-            )
-        y = np.log(y)
-    return X, y
+    return y.reshape(len(y), -1), y.ndim == 1
 
 
 def check_scaled(
@@ -262,3 +246,39 @@ def validated_x(model: object, X: object, reset: bool, **kwargs: object) -> np.n
         raise ValueError(
             f"{error}: column(s) {columns} of X are not numbers; drop or encode them"
         ) from None
+
+
+def scored_targets(y: object, n_outputs: int, n_rows: int) -> np.ndarray:
+    """Targets whose density a fitted model is to score, as float64 (n, D).
+
+    Parameters
+    ----------
+    y : array-like of shape (n,) or (n, D)
+        NaN marks a missing value.
+    n_outputs : int
+        The model's target dimension D.
+    n_rows : int
+        The rows of the inputs they go with.
+
+    Returns
+    -------
+    ndarray of shape (n, D)
+
+    Raises
+    ------
+    ValueError
+        For no targets, the wrong number of columns or rows, or infinity.
+    """
+    if y is None:
+        raise ValueError("y is None; pass the targets whose density to evaluate")
+    y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
+                    ensure_all_finite="allow-nan")  # fmt: skip
+    if y.ndim == 1 and n_outputs == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise ValueError(
+            f"y must have {n_outputs} target column(s) as at fit time, got shape {y.shape}"
+        )
+    if len(y) != n_rows:
+        raise ValueError(f"X and y have different numbers of rows: {n_rows} and {len(y)}")
+    return y

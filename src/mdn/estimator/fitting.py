@@ -1,49 +1,168 @@
-"""The steps of ``MDN.fit`` around the training loop: seeds, the validation split, bagging,
-the initial network, and the recalibration fitted on the validation rows afterwards."""
+"""The steps of ``MDN.fit`` around the training loop: the one preparation of the data (checks,
+log target, scaling), seeds, the validation split, bagging, the initial network, and the
+recalibration fitted on the validation rows afterwards. Each returns what it made; ``fit``
+sets the fitted attributes."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import numbers
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_consistent_length
 
 from mdn.distributions import calibration
-from mdn.estimator.data import check_scaled
-from mdn.estimator.scaling import fit_scaling, warn_if_outliers_dominate
+from mdn.estimator.data import check_scaled, column_names, drop_unobserved_rows, training_targets
+from mdn.estimator.fitted import NO_RECALIBRATION
+from mdn.estimator.scaling import AffineScaling, fit_scaling, warn_if_outliers_dominate
 from mdn.nn.network import MixtureDensityNetwork
 from mdn.training import History
 from mdn.training.checkpoint import Checkpoint
 from mdn.training.ddp import in_process_group
 
 if TYPE_CHECKING:
-    from mdn.estimator.model import MDN
+    from mdn.estimator.fitted import FittedModel
 
 __all__ = [
-    "NO_RECALIBRATION",
+    "TrainingData",
     "checkpoint_for",
     "fit_recalibration",
     "initial_network",
     "member_rows",
+    "network_config",
+    "prepare_training_data",
     "recalibrated",
-    "scale_training_data",
     "seeds",
-    "single_members",
     "split_rows",
     "warn_if_worse_than_constant",
 ]
 
-#: The fitted recalibration values that change nothing.
-NO_RECALIBRATION = {"member_spread_": 1.0, "component_scale_": 1.0, "tail_weight_": 0.0}
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A fit's data after its one preparation step.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, p)
+        The inputs, float64, without the rows that have no observed target.
+    y : ndarray of shape (n, D)
+        The targets, float64, their logarithm for a log target; NaN where missing.
+    x_scaling, y_scaling : AffineScaling
+        The fitted scalings.
+    x_scaled, y_scaled : Tensor of shape (n, p) and (n, D)
+        The scaled data, float32, as the network trains on it.
+    output_1d : bool
+        Whether ``y`` was one-dimensional.
+    target_names : list of str or None
+        Column names of a pandas or polars ``y``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    x_scaling: AffineScaling
+    y_scaling: AffineScaling
+    x_scaled: torch.Tensor
+    y_scaled: torch.Tensor
+    output_1d: bool
+    target_names: list[str] | None
+
+
+def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]) -> TrainingData:
+    """Check, transform and scale a fit's data, once.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Inputs as scikit-learn's ``validate_data`` returns them (float64).
+    y : array-like of shape (n,) or (n, D)
+        Targets as the user passed them; NaN marks a missing value.
+    params : mapping
+        The estimator's parameters: ``scaler_x``, ``scaler_y`` and ``target_transform``
+        are read.
+
+    Returns
+    -------
+    TrainingData
+
+    Raises
+    ------
+    ValueError
+        For non-finite inputs, infinite targets, a target column with no observed value,
+        targets <= 0 under a log transform, or values beyond float32's range once scaled;
+        each names the row and column.
+    """
+    target_names = column_names(y)
+    check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
+    y, output_1d = training_targets(y)
+    check_consistent_length(X, y)
+    X, y = drop_unobserved_rows(X, y)
+    if params["target_transform"] == "log":
+        y = _log_targets(y)
+    x_scaling = fit_scaling(params["scaler_x"], X, "scaler_x")
+    y_scaling = fit_scaling(params["scaler_y"], y, "scaler_y")
+    if params["scaler_y"] == "standard" or isinstance(params["scaler_y"], StandardScaler):
+        warn_if_outliers_dominate(y, "scaler_y")
+    x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
+    check_scaled(x_scaled, "X")
+    check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
+    return TrainingData(
+        X, y, x_scaling, y_scaling,
+        torch.as_tensor(x_scaled, dtype=torch.float32),
+        torch.as_tensor(y_scaled, dtype=torch.float32),
+        output_1d, target_names,
+    )  # fmt: skip
+
+
+def _log_targets(y: np.ndarray) -> np.ndarray:
+    if np.any(y <= 0):
+        raise ValueError(
+            f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
+            f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
+            "target_transform=None"
+        )
+    return np.log(y)
+
+
+def network_config(
+    params: Mapping[str, object], n_features: int, n_outputs: int, *, single: bool = False
+) -> dict[str, object]:
+    """The network's constructor arguments for an estimator's parameters.
+
+    Parameters
+    ----------
+    params : mapping
+        The estimator's parameters (``n_mix``, ``hidden``, ``activation``, ``covariance``,
+        ``epsilon``, ``n_models``).
+    n_features, n_outputs : int
+        Input and target dimensions.
+    single : bool
+        One member's network rather than the batched ensemble of ``n_models`` > 1.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``MixtureDensityNetwork``.
+    """
+    n_models = params["n_models"]
+    return {
+        "in_features": n_features,
+        "n_targets": n_outputs,
+        "n_mix": params["n_mix"],
+        "hidden": tuple(params["hidden"]),
+        "activation": params["activation"],
+        "covariance": params["covariance"],
+        "epsilon": params["epsilon"],
+        "n_models": None if single or n_models == 1 else n_models,
+    }
 
 
 def seeds(random_state: int | np.random.RandomState | None) -> tuple[int, int]:
@@ -187,12 +306,12 @@ def fit_recalibration(
     return values
 
 
-def recalibrated(model: MDN) -> bool:
+def recalibrated(model: FittedModel) -> bool:
     """Whether ``model`` has any recalibration to apply.
 
     Parameters
     ----------
-    model : MDN
+    model : FittedModel
         Fitted, with ``member_spread_``, ``component_scale_`` and ``tail_weight_``.
 
     Returns
@@ -201,53 +320,6 @@ def recalibrated(model: MDN) -> bool:
         False where every fitted recalibration value is the one that changes nothing.
     """
     return any(getattr(model, name) != none for name, none in NO_RECALIBRATION.items())
-
-
-def single_members(model) -> list:
-    """The members of a fitted ``MDN`` as single fitted models, without recalibration.
-
-    Member e of an ensemble fitted with an integer ``random_state`` gets ``random_state +
-    e``, the seed of the single model it trained as; its history is its own.
-
-    Parameters
-    ----------
-    model : MDN
-        Fitted.
-
-    Returns
-    -------
-    list of MDN
-        One per member (for a single network: the model itself, or a copy without its
-        recalibration).
-    """
-    n_members = model.network_.n_models or 1
-    if n_members == 1:
-        if not recalibrated(model):
-            return [model]
-        member = copy.copy(model)  # shares the network; only the recalibration differs
-        member.__dict__.update(NO_RECALIBRATION)
-        return [member]
-    fitted = {
-        k: v
-        for k, v in vars(model).items()
-        if k.endswith("_") and not k.startswith("_") and k != "network_"
-    }
-    members = []
-    for e in range(n_members):
-        seed = model.random_state
-        member = clone(model).set_params(
-            n_models=1,
-            bagging=None,
-            random_state=seed + e if isinstance(seed, numbers.Integral) else seed,
-        )
-        member.__dict__.update(copy.deepcopy(fitted), **NO_RECALIBRATION)
-        history = member.history_
-        if history.get("member_best_step"):
-            history["best_step"] = history["member_best_step"][e]
-            history["val_nll"] = [values[e] for values in history["member_val_nll"]]
-        member.network_ = model.network_.member(e).eval()
-        members.append(member)
-    return members
 
 
 def warn_if_worse_than_constant(
@@ -290,8 +362,8 @@ def warn_if_worse_than_constant(
         )
 
 
-def checkpoint_for(model: MDN, X: np.ndarray, y: np.ndarray) -> Checkpoint | None:
-    """The checkpoint of ``model``'s fit on ``X`` and ``y``, if it asks for one.
+def checkpoint_for(params: Mapping[str, object], X: np.ndarray, y: np.ndarray) -> Checkpoint | None:
+    """The checkpoint of a fit with ``params`` on ``X`` and ``y``, if it asks for one.
 
     Its fingerprint hashes the data and every parameter that shapes the fit (not
     ``verbose``, ``device``, ``chunk_size`` or the checkpoint's own), so that only the same
@@ -299,7 +371,8 @@ def checkpoint_for(model: MDN, X: np.ndarray, y: np.ndarray) -> Checkpoint | Non
 
     Parameters
     ----------
-    model : MDN
+    params : mapping
+        The estimator's parameters (``checkpoint`` and ``checkpoint_every`` among them).
     X, y : ndarray
         The data as ``fit`` trains on it (validated, float64).
 
@@ -307,50 +380,13 @@ def checkpoint_for(model: MDN, X: np.ndarray, y: np.ndarray) -> Checkpoint | Non
     -------
     Checkpoint or None
     """
-    if model.checkpoint is None:
+    if params["checkpoint"] is None:
         return None
     if in_process_group():
         raise ValueError("checkpoint is not supported inside a torch.distributed process group")
     ignored = ("verbose", "device", "chunk_size", "checkpoint", "checkpoint_every")
-    params = {k: v for k, v in model.get_params(deep=False).items() if k not in ignored}
-    digest = hashlib.sha256(repr(sorted(params.items())).encode())
+    shaping = {k: v for k, v in params.items() if k not in ignored}
+    digest = hashlib.sha256(repr(sorted(shaping.items())).encode())
     for values in (X, y):
         digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-    return Checkpoint(model.checkpoint, model.checkpoint_every, digest.hexdigest())
-
-
-def scale_training_data(
-    model: MDN, X: np.ndarray, y: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fit ``model``'s scalings (``x_shift_``, ``x_scale_``, ``y_shift_``, ``y_scale_``) and
-    return the scaled data as float32.
-
-    Parameters
-    ----------
-    model : MDN
-        Its ``scaler_x`` and ``scaler_y`` say how; the fitted values are set on it.
-    X : ndarray of shape (n, p)
-    y : ndarray of shape (n, D)
-        NaN marks a missing target value.
-
-    Returns
-    -------
-    x_scaled, y_scaled : Tensor
-        float32.
-
-    Raises
-    ------
-    ValueError
-        Where a scaled value lies beyond float32's range (``mdn.data.check_scaled``).
-    """
-    x_scaling = fit_scaling(model.scaler_x, X, "scaler_x")
-    y_scaling = fit_scaling(model.scaler_y, y, "scaler_y")
-    if model.scaler_y == "standard" or isinstance(model.scaler_y, StandardScaler):
-        warn_if_outliers_dominate(y, "scaler_y")
-    model.x_shift_, model.x_scale_ = x_scaling.shift, x_scaling.scale
-    model.y_shift_, model.y_scale_ = y_scaling.shift, y_scaling.scale
-    x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
-    check_scaled(x_scaled, "X")
-    check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
-    return (torch.as_tensor(x_scaled, dtype=torch.float32),
-            torch.as_tensor(y_scaled, dtype=torch.float32))  # fmt: skip
+    return Checkpoint(params["checkpoint"], params["checkpoint_every"], digest.hexdigest())

@@ -1,49 +1,77 @@
 """``MDN``: a scikit-learn regressor that predicts a Gaussian mixture p(y|x) per row.
 
-The estimator ties the layers together: ``fit`` validates the data and the parameters
-(``mdn.params``), scales, splits and seeds (``mdn.fitting``), runs ``mdn.training.train`` and
-recalibrates; the prediction methods run the network chunk by chunk
-(``mdn.prediction``); ``save``, ``load`` and ``export_onnx`` map the model to its files
-(``mdn.model_files``).
+The estimator ties the layers together, and its methods are short calls of the functions
+beside it: ``fit`` validates the parameters (``mdn.params``), prepares the data once and
+splits and seeds (``mdn.estimator.fitting``), runs ``mdn.training.train`` and recalibrates;
+the prediction methods run the network chunk by chunk (``mdn.estimator.prediction``);
+``save``, ``load`` and ``export_onnx`` map the model to its files
+(``mdn.estimator.model_file``, ``mdn.estimator.onnx_export``). Those functions take a
+``FittedModel`` (``mdn.estimator.fitted``) and return values: only ``MDN`` sets its fitted
+attributes.
 """
 
 from __future__ import annotations
 
+import copy
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
+from mdn import metrics
 from mdn.distributions import calibration
-from mdn.estimator.data import check_training_data
+from mdn.distributions.mixture import GaussianMixture
+from mdn.distributions.transforms import LogGaussianMixture
+from mdn.estimator.data import like_input, num_rows, scored_targets, validated_x
+from mdn.estimator.fitted import NO_RECALIBRATION
 from mdn.estimator.fitting import (
-    NO_RECALIBRATION,
+    TrainingData,
     checkpoint_for,
     fit_recalibration,
     initial_network,
     member_rows,
-    scale_training_data,
+    network_config,
+    prepare_training_data,
+    recalibrated,
     seeds,
     split_rows,
     warn_if_worse_than_constant,
 )
-from mdn.estimator.model_files import ModelFilesMixin
-from mdn.estimator.prediction import MixturePredictorMixin
+from mdn.estimator.model_file import read_model, write_model
+from mdn.estimator.prediction import (
+    collect,
+    distributions,
+    in_target_space,
+    median_of_members,
+    n_members,
+    resolved_point,
+)
 from mdn.estimator.reference import REFERENCE
 from mdn.nn.network import MixtureDensityNetwork
-from mdn.params import validate_all
-from mdn.runtime import device_available, intra_op_threads, resolve_device
-from mdn.training import train
+from mdn.params import validate_all, validate_argument
+from mdn.runtime import denormals_flushed, device_available, intra_op_threads, resolve_device
+from mdn.training import History, train
 from mdn.training.ddp import distribute, in_process_group, rank
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    #: A prediction in the form of the input: pandas on X's index for a DataFrame.
+    Predictions = np.ndarray | pd.Series | pd.DataFrame
 
 __all__ = ["MDN", "REFERENCE", "load"]
 
 
-class MDN(ModelFilesMixin, MixturePredictorMixin, RegressorMixin, BaseEstimator):
+class MDN(RegressorMixin, BaseEstimator):
     """Mixture density network: a neural network whose output is a Gaussian mixture p(y|x).
 
     The architecture and optimiser start from the reference MDN used for satellite
@@ -292,35 +320,73 @@ class MDN(ModelFilesMixin, MixturePredictorMixin, RegressorMixin, BaseEstimator)
         MDN
             The fitted estimator itself.
         """
-        validate_all(self.get_params(deep=False))
-        X, y = check_training_data(self, X, y)
-        x_all, y_all = scale_training_data(self, X, y)
+        params = self.get_params(deep=False)
+        validate_all(params)
+        data = self._prepared(validated_x(self, X, reset=True, dtype=np.float64), y, params)
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
         if not device_available(device):
             raise ValueError(f"device={self.device!r}: this machine has no {device}; use 'cpu'")
         train_rows, val_rows = split_rows(
-            len(X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
+            len(data.X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
         )
         x_val = y_val = None
         if val_rows is not None:
-            x_val, y_val = x_all[val_rows].to(device), y_all[val_rows].to(device)
+            x_val, y_val = data.x_scaled[val_rows].to(device), data.y_scaled[val_rows].to(device)
         generators = [torch.Generator().manual_seed(seed + e) for e in range(self.n_models)]
-        rows = member_rows(len(train_rows), self.bagging, generators)
+        config = network_config(params, self.n_features_in_, self.n_outputs_, single=True)
         network = initial_network(
-            lambda generator: self._build_network(generator, single=True), self.n_models, seed
-        )
-        network = network.to(device)
+            lambda generator: MixtureDensityNetwork.seeded(generator, **config),
+            self.n_models,
+            seed,
+        ).to(device)
+        history = self._train(network, data, train_rows, (x_val, y_val), generators, seed)
+        self.network_ = network
+        self.validation_rows_ = None if val_rows is None else val_rows.numpy()
+        warn_if_worse_than_constant(history, data.y_scaled[train_rows], y_val, self.epsilon)
+        self._recalibrate(x_val, y_val)
+        self.history_ = history.as_dict()
+        self.n_iter_ = history.n_iter
+        if self.checkpoint is not None and not history.interrupted:
+            Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
+        return self
+
+    def _prepared(self, X: np.ndarray, y: ArrayLike, params: dict) -> TrainingData:
+        """The data prepared for training (``fitting.prepare_training_data``), with the fitted
+        values that describe it set."""
+        data = prepare_training_data(X, y, params)
+        self.output_1d_, self.n_outputs_ = data.output_1d, data.y.shape[1]
+        self.target_names_ = data.target_names
+        self.x_shift_, self.x_scale_ = data.x_scaling.shift, data.x_scaling.scale
+        self.y_shift_, self.y_scale_ = data.y_scaling.shift, data.y_scaling.scale
+        return data
+
+    def _train(
+        self,
+        network: MixtureDensityNetwork,
+        data: TrainingData,
+        train_rows: torch.Tensor,
+        validation: tuple[torch.Tensor | None, torch.Tensor | None],
+        generators: list[torch.Generator],
+        seed: int,
+    ) -> History:
+        """Run ``train`` on the training rows, with the fit's threads, members and checkpoint."""
+        device = next(network.parameters()).device
+        rows = member_rows(len(train_rows), self.bagging, generators)
         batch, trained = self.batch, network
         if in_process_group():
             batch, generators, trained = distribute(network, self.batch, generators, seed)
-        device_rows = x_all[train_rows].to(device), y_all[train_rows].to(device)
+        x_train, y_train = (
+            data.x_scaled[train_rows].to(device),
+            data.y_scaled[train_rows].to(device),
+        )
         with intra_op_threads(self.n_threads):
-            history = train(
+            return train(
                 trained,
-                *device_rows,
-                x_val=x_val,
-                y_val=y_val,
+                x_train,
+                y_train,
+                x_val=validation[0],
+                y_val=validation[1],
                 n_iter=self.n_iter,
                 batch_size=batch,
                 lr=self.lr,
@@ -333,17 +399,8 @@ class MDN(ModelFilesMixin, MixturePredictorMixin, RegressorMixin, BaseEstimator)
                 generator=generators[0] if self.n_models == 1 else generators,
                 member_rows=rows,
                 verbose=self.verbose if rank() == 0 else 0,
-                checkpoint=checkpoint_for(self, X, y),
+                checkpoint=checkpoint_for(self.get_params(deep=False), data.X, data.y),
             )
-        self.network_ = network
-        self.validation_rows_ = None if val_rows is None else val_rows.numpy()
-        warn_if_worse_than_constant(history, y_all[train_rows], y_val, self.epsilon)
-        self._recalibrate(x_val, y_val)
-        self.history_ = history.as_dict()
-        self.n_iter_ = history.n_iter
-        if self.checkpoint is not None and not history.interrupted:
-            Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
-        return self
 
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:
         """Set the recalibration values, fitted on the validation rows where asked for."""
@@ -361,25 +418,276 @@ class MDN(ModelFilesMixin, MixturePredictorMixin, RegressorMixin, BaseEstimator)
             )
             self.__dict__.update(fit_recalibration(self.network_, x_val, y_val, scale_only))
 
-    def _network_config(self, single: bool = False) -> dict[str, object]:
-        """The network's constructor arguments: a batched ensemble when ``n_models`` > 1,
-        unless ``single`` asks for one member."""
-        return {
-            "in_features": self.n_features_in_,
-            "n_targets": self.n_outputs_,
-            "n_mix": self.n_mix,
-            "hidden": tuple(self.hidden),
-            "activation": self.activation,
-            "covariance": self.covariance,
-            "epsilon": self.epsilon,
-            "n_models": None if single or self.n_models == 1 else self.n_models,
-        }
+    # ------------------------------------------------------------------ predicting
+    @denormals_flushed()
+    def predict(self, X: ArrayLike, point: str | None = None) -> Predictions:
+        """Point estimates, shape (n,) for a 1-D target or (n, D).
 
-    def _build_network(
-        self, generator: torch.Generator, single: bool = False
-    ) -> MixtureDensityNetwork:
-        """The network with weights drawn from ``generator``."""
-        return MixtureDensityNetwork.seeded(generator, **self._network_config(single))
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}, optional
+            "top": mean of the heaviest component (the reference model's estimate; for a
+            log target, its median); "mean": mixture mean; "mode": highest-density point;
+            "median": median of each target's marginal. An ensemble joins its members as
+            ``combine`` says. Default: the model's ``point`` ("median" for a log target,
+            else "top").
+
+        Returns
+        -------
+        ndarray, or a pandas Series/DataFrame on X's index when X is a pandas DataFrame
+        """
+        point = resolved_point(self, point)
+        if n_members(self) > 1 and self.combine == "median":
+            values = collect(self, X, lambda mixture: median_of_members(self, mixture, point),
+                             members=True)  # fmt: skip
+        else:
+            values = collect(self, X, lambda dist: getattr(dist, point)())
+        return like_input(values, X, self.target_names_)
+
+    @denormals_flushed()
+    def predict_members(self, X: ArrayLike, point: str | None = None) -> np.ndarray:
+        """Each member's point estimate, shape (E, n) for a 1-D target or (E, n, D).
+
+        Their spread across members (e.g. ``predict_members(X).std(axis=0)``) measures the
+        epistemic uncertainty that the members' disagreement reveals.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        point : {"top", "mean", "mode", "median"}, optional
+            Default: the model's ``point``.
+
+        Returns
+        -------
+        ndarray
+        """
+        point = resolved_point(self, point)
+
+        def compute(mixture: GaussianMixture) -> torch.Tensor:
+            values = getattr(in_target_space(self, mixture), point)()
+            return values if n_members(self) > 1 else values.unsqueeze(0)
+
+        return collect(self, X, compute, row_axis=1, members=True)
+
+    @property
+    def members_(self) -> list[MDN]:
+        """The ensemble's members as single fitted models, without recalibration.
+
+        Member e of an ensemble fitted with an integer ``random_state`` gets ``random_state +
+        e``, the seed of the single model it trained as; its history is its own. A single
+        network's list holds the model itself (or a copy without its recalibration).
+        """
+        check_is_fitted(self, "network_")
+        if n_members(self) == 1:
+            if not recalibrated(self):
+                return [self]
+            member = copy.copy(self)  # shares the network; only the recalibration differs
+            member.__dict__.update(NO_RECALIBRATION)
+            return [member]
+        fitted = {k: v for k, v in vars(self).items()
+                  if k.endswith("_") and not k.startswith("_") and k != "network_"}  # fmt: skip
+        return [self._member(e, fitted) for e in range(n_members(self))]
+
+    def _member(self, e: int, fitted: dict[str, object]) -> MDN:
+        seed = self.random_state
+        member = clone(self).set_params(
+            n_models=1,
+            bagging=None,
+            random_state=seed + e if isinstance(seed, numbers.Integral) else seed,
+        )
+        member.__dict__.update(copy.deepcopy(fitted), **NO_RECALIBRATION)
+        history = member.history_
+        if history.get("member_best_step"):
+            history["best_step"] = history["member_best_step"][e]
+            history["val_nll"] = [values[e] for values in history["member_val_nll"]]
+        member.network_ = self.network_.member(e).eval()
+        return member
+
+    @denormals_flushed()
+    def predict_interval(
+        self, X: ArrayLike, coverage: float = 0.9
+    ) -> tuple[Predictions, Predictions]:
+        """Central interval of each target's marginal holding ``coverage`` of its mass.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float
+            Strictly between 0 and 1.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n,) or (n, D)
+            Exact quantiles of the predicted mixture (pandas on X's index for a DataFrame).
+        """
+        validate_argument("coverage", coverage)
+        bounds = collect(self, X, lambda dist: torch.stack(dist.interval(coverage)), row_axis=1)
+        names = self.target_names_
+        return like_input(bounds[0], X, names), like_input(bounds[1], X, names)
+
+    @denormals_flushed()
+    def predict_dist(self, X: ArrayLike) -> GaussianMixture | LogGaussianMixture:
+        """The predicted distribution of every row, in the user's units (float64).
+
+        Its components are the members' (``n_models * n_mix``), twice as many with a tail
+        (``tail_weight_`` > 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        GaussianMixture or LogGaussianMixture
+            Batch shape (n,); the target scaling is folded in exactly, and a log target
+            gives a ``LogGaussianMixture``.
+        """
+        parts = [dist for _, dist in distributions(self, X)]
+        return type(parts[0]).cat(parts)
+
+    @denormals_flushed()
+    def sample(
+        self,
+        X: ArrayLike,
+        n_samples: int = 1,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> np.ndarray:
+        """Draw from p(y|x).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_samples : int
+            Draws per row.
+        random_state : int, RandomState or None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n) for a 1-D target or (n_samples, n, D)
+        """
+        validate_argument("n_samples", n_samples)
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        return collect(
+            self, X, lambda dist: dist.to("cpu").sample(int(n_samples), generator), row_axis=1
+        )
+
+    @denormals_flushed()
+    def log_prob(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
+        """Log-density of ``y`` under p(y|x), one value per row, in the user's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            NaN marks a missing value: the density is then the marginal's.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        y = self._scored_targets(X, y)
+        out = np.empty(len(y))
+        for rows, dist in distributions(self, X):
+            out[rows] = dist.log_prob(torch.tensor(y[rows])).cpu().numpy()  # y may be read-only
+        return out
+
+    def evaluate(
+        self, X: ArrayLike, y: ArrayLike, points: Sequence[str] = ("mean", "top")
+    ) -> dict[str, float]:
+        """Held-out scores (see ``mdn.metrics.report``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        points : sequence of str
+            Point estimates whose RMSE and MAE to report.
+
+        Returns
+        -------
+        dict of str to float
+            NLL, CRPS, calibration error, 50/80/90/95 % interval coverage and the RMSE/MAE
+            of each point estimate.
+        """
+        return metrics.evaluate(self, X, self._scored_targets(X, y), points)
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Mean log-likelihood of ``y`` given ``X`` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        log_prob = self.log_prob(X, y)
+        if sample_weight is not None and np.shape(sample_weight) != log_prob.shape:
+            raise ValueError(
+                f"sample_weight must hold one weight per row ({len(log_prob)}), got shape "
+                f"{np.shape(sample_weight)}"
+            )
+        return float(np.average(log_prob, weights=sample_weight))
+
+    def _scored_targets(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        return scored_targets(y, self.n_outputs_, num_rows(X))
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` (safetensors with JSON metadata; no pickle).
+
+        The write is atomic: an existing file at ``path`` is replaced only once the new
+        one is complete.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        check_is_fitted(self, "network_")
+        write_model(self, path)
+
+    def export_onnx(self, path: str | os.PathLike) -> None:
+        """Write the fitted model as an ONNX graph from raw features to its mixture's
+        parameters, for ``mdn.onnx.OnnxPredictor`` (NumPy and onnxruntime, no PyTorch).
+
+        See ``mdn.onnx.graph`` for the graph's outputs and metadata. Needs the extra
+        ``mdn[onnx]``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.onnx`` file to write (atomically).
+        """
+        from mdn.estimator.onnx_export import export_onnx  # the onnx packages load only here
+
+        export_onnx(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> MDN:
+        """Read a model written by ``save``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str, optional
+            Where to put the network; defaults to the saved ``device`` when it is present
+            on this machine, else the CPU.
+
+        Returns
+        -------
+        MDN
+        """
+        stored = read_model(path, cls().get_params(deep=False), device)
+        model = cls(**stored.params)
+        model.__dict__.update(stored.fitted)
+        model.network_ = stored.network
+        return model
 
 
 def load(path: str | os.PathLike, device: str | None = None) -> MDN:

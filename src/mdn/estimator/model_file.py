@@ -1,11 +1,13 @@
 """The mapping between a fitted ``MDN`` and its model file: parameters and fitted state to
-JSON documents and tensors (``mdn.io`` writes and reads them), and back."""
+JSON documents and tensors (``mdn.tensor_files`` writes and reads them), and back, every part
+of a file checked before anything is built from it."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import fields
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,8 @@ import sklearn
 import torch
 
 from mdn.distributions.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
-from mdn.estimator.fitting import NO_RECALIBRATION
+from mdn.estimator.fitted import FITTED, SCALINGS
+from mdn.estimator.fitting import network_config
 from mdn.estimator.scaling import SCALERS
 from mdn.nn.network import MixtureDensityNetwork
 from mdn.params import Integer, validate_all
@@ -23,15 +26,10 @@ from mdn.tensor_files import ModelFileError, read_model_file, write_model_file
 from mdn.training import History
 
 if TYPE_CHECKING:
-    from mdn.estimator.model import MDN
+    from mdn.estimator.fitted import FittedModel
 
-__all__ = ["check_fitted", "read_model", "write_model"]
+__all__ = ["StoredModel", "check_fitted", "read_model", "write_model"]
 
-#: Fitted arrays stored as tensors.
-SCALINGS = ("x_shift_", "x_scale_", "y_shift_", "y_scale_")
-#: Fitted values stored in the "fitted" JSON document (besides ``feature_names_in_``).
-FITTED = ("n_features_in_", "n_outputs_", "output_1d_", "target_names_", "history_", "n_iter_",
-          *NO_RECALIBRATION)  # fmt: skip
 #: The range each stored recalibration value must lie in (those that fitting allows).
 RECALIBRATION_BOUNDS = {
     "member_spread_": SPREAD_BOUNDS,
@@ -43,13 +41,32 @@ RECALIBRATION_BOUNDS = {
 _RESTORABLE_SCALERS = {cls.__name__: cls for cls in SCALERS.values()}
 
 
-def write_model(model: MDN, path: str | os.PathLike) -> None:
+@dataclass(frozen=True)
+class StoredModel:
+    """What a model file holds, checked: enough to rebuild the fitted estimator.
+
+    Attributes
+    ----------
+    params : dict
+        The estimator's parameters.
+    fitted : dict
+        Its fitted values by attribute name (``FITTED``, ``SCALINGS`` and, for named
+        columns, ``feature_names_in_``).
+    network : MixtureDensityNetwork
+        The fitted network, on the device asked for, in evaluation mode.
+    """
+
+    params: dict[str, object]
+    fitted: dict[str, object]
+    network: MixtureDensityNetwork
+
+
+def write_model(model: FittedModel, path: str | os.PathLike) -> None:
     """Write the fitted ``model`` to ``path`` (see ``MDN.save``).
 
     Parameters
     ----------
-    model : MDN
-        Fitted.
+    model : FittedModel
     path : str or path-like
     """
     tensors = {f"network.{k}": v for k, v in model.network_.state_dict().items()}
@@ -68,22 +85,23 @@ def write_model(model: MDN, path: str | os.PathLike) -> None:
     write_model_file(path, tensors, {"params": params, "fitted": fitted, "versions": versions})
 
 
-def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = None) -> MDN:
+def read_model(
+    path: str | os.PathLike, param_names: Collection[str], device: str | None = None
+) -> StoredModel:
     """Read a model written by ``write_model`` (see ``MDN.load``).
 
     Parameters
     ----------
-    cls : type
-        ``MDN`` or a subclass.
     path : str or path-like
+    param_names : collection of str
+        The estimator's parameter names: a file naming any other is refused.
     device : str, optional
         Where to put the network (default: the model's ``device``); the CPU where this
         machine lacks it.
 
     Returns
     -------
-    MDN
-        An instance of ``cls``, fitted.
+    StoredModel
 
     Raises
     ------
@@ -94,48 +112,48 @@ def read_model(cls: type[MDN], path: str | os.PathLike, device: str | None = Non
         resolve_device(device)  # a wrong name fails before the file is read
     tensors, documents = read_model_file(path)
     try:
-        model = _restore(cls, tensors, documents)
+        stored = _restore(tensors, documents, param_names)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise ModelFileError(
             f"{path} is an mdn file whose contents do not fit together "
             f"({type(error).__name__}: {error})"
         ) from None
-    model.network_ = model.network_.to(_load_device(device, model.device)).eval()
-    return model
+    saved_device = stored.params.get("device", "cpu")
+    stored.network.to(_load_device(device, saved_device)).eval()
+    return stored
 
 
-def _restore(cls: type[MDN], tensors: dict[str, torch.Tensor], documents: dict) -> MDN:
-    """The model that ``documents`` and ``tensors`` describe, every part checked first."""
+def _restore(
+    tensors: dict[str, torch.Tensor], documents: dict, param_names: Collection[str]
+) -> StoredModel:
+    """What ``documents`` and ``tensors`` describe, every part checked first."""
     params, fitted = documents["params"], documents["fitted"]
     if not isinstance(params, dict) or not isinstance(fitted, dict):
         raise TypeError("params and fitted must be JSON objects")
-    unknown = set(params) - set(cls._get_param_names())
+    unknown = set(params) - set(param_names)
     if unknown:
         raise ValueError(f"unknown parameters {sorted(unknown)}")
-    kwargs = _params_from_json(params)
-    validate_all({k: v for k, v in kwargs.items() if k not in ("scaler_x", "scaler_y")})
-    model = cls(**kwargs)
+    params = _params_from_json(params)
+    validate_all({k: v for k, v in params.items() if k not in ("scaler_x", "scaler_y")})
     check_fitted(fitted)
-    for name in FITTED:
-        setattr(model, name, fitted[name])
+    values = {name: fitted[name] for name in FITTED}
     if "feature_names_in_" in fitted:
-        model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    sizes = {"x": model.n_features_in_, "y": model.n_outputs_}
+        values["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
+    sizes = {"x": values["n_features_in_"], "y": values["n_outputs_"]}
     for name in SCALINGS:
-        values = tensors[name]
-        if values.dtype != torch.float64 or tuple(values.shape) != (sizes[name[0]],):
+        scaling = tensors[name]
+        if scaling.dtype != torch.float64 or tuple(scaling.shape) != (sizes[name[0]],):
             raise ValueError(f"{name} must hold {sizes[name[0]]} float64 values")
-        if not bool(torch.isfinite(values).all()) or (name.endswith("scale_") and
-                                                      bool((values == 0).any())):  # fmt: skip
+        if not bool(torch.isfinite(scaling).all()) or (name.endswith("scale_") and
+                                                       bool((scaling == 0).any())):  # fmt: skip
             raise ValueError(f"{name} holds values that are not finite or a zero scale")
-        setattr(model, name, values.numpy())
-    model.network_ = _network(model, tensors)
-    return model
+        values[name] = scaling.numpy()
+    config = network_config(params, sizes["x"], sizes["y"])
+    return StoredModel(params, values, _network(config, tensors))
 
 
-def _network(model: MDN, tensors: dict[str, torch.Tensor]) -> MixtureDensityNetwork:
+def _network(config: dict[str, object], tensors: dict[str, torch.Tensor]) -> MixtureDensityNetwork:
     """The fitted network, its shapes checked against the parameters before it is built."""
-    config = model._network_config()
     with torch.device("meta"):  # shapes only: a file cannot make load allocate a network
         expected = {
             k: tuple(v.shape) for k, v in MixtureDensityNetwork(**config).state_dict().items()
@@ -146,7 +164,7 @@ def _network(model: MDN, tensors: dict[str, torch.Tensor]) -> MixtureDensityNetw
         raise ValueError("the network's tensors do not have the shapes its parameters give")
     if any(not v.is_floating_point() or not bool(torch.isfinite(v).all()) for v in state.values()):
         raise ValueError("the network's weights must be finite floating-point numbers")
-    network = MixtureDensityNetwork._uninitialised(**config)
+    network = MixtureDensityNetwork.empty(**config)
     network.load_state_dict(state, strict=True)
     return network
 

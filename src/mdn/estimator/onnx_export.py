@@ -30,13 +30,13 @@ from torch import Tensor, nn
 
 from mdn.distributions.mixture import GaussianMixture
 from mdn.distributions.transforms import AffineTransform
-from mdn.estimator.fitting import NO_RECALIBRATION
-from mdn.estimator.model_file import FITTED, check_fitted
+from mdn.estimator.fitted import FITTED, NO_RECALIBRATION, SCALINGS
+from mdn.estimator.model_file import check_fitted
 from mdn.estimator.prediction import predictive, resolved_point
 from mdn.onnx.graph import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
 
 if TYPE_CHECKING:
-    from mdn.estimator.model import MDN
+    from mdn.estimator.fitted import FittedModel
 
 __all__ = ["ExportGraph", "export_onnx", "metadata"]
 
@@ -52,11 +52,11 @@ class ExportGraph(nn.Module):
 
     Parameters
     ----------
-    model : MDN
+    model : FittedModel
         Fitted; its network is copied to the CPU.
     """
 
-    def __init__(self, model: MDN) -> None:
+    def __init__(self, model: FittedModel) -> None:
         super().__init__()
         network = model.network_
         if next(network.parameters()).device.type != "cpu":
@@ -94,12 +94,12 @@ def _with_member_axis(mixture: GaussianMixture) -> GaussianMixture:
     )
 
 
-def metadata(model: MDN) -> dict[str, str]:
+def metadata(model: FittedModel) -> dict[str, str]:
     """What the ONNX file says about the model besides its graph (JSON values as strings).
 
     Parameters
     ----------
-    model : MDN
+    model : FittedModel
         Fitted.
 
     Returns
@@ -132,7 +132,7 @@ def metadata(model: MDN) -> dict[str, str]:
     return {key: json.dumps(value) for key, value in values.items()}
 
 
-def export_onnx(model: MDN, path: str | os.PathLike) -> None:
+def export_onnx(model: FittedModel, path: str | os.PathLike) -> None:
     """Write ``model`` as an ONNX graph from raw features to its mixture's parameters.
 
     The fitted state is checked as ``mdn.load`` checks a model file's first (a model that
@@ -141,7 +141,7 @@ def export_onnx(model: MDN, path: str | os.PathLike) -> None:
 
     Parameters
     ----------
-    model : MDN
+    model : FittedModel
         Fitted.
     path : str or path-like
         The ``.onnx`` file to write.
@@ -183,14 +183,14 @@ def export_onnx(model: MDN, path: str | os.PathLike) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _check_state(model: MDN) -> None:
+def _check_state(model: FittedModel) -> None:
     """The checks that ``mdn.load`` applies to a file's fitted values and tensors."""
     fitted = {name: getattr(model, name) for name in FITTED}
     if hasattr(model, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in model.feature_names_in_]
     try:
         check_fitted(fitted)
-        for name in ("x_shift_", "x_scale_", "y_shift_", "y_scale_"):
+        for name in SCALINGS:
             values = np.asarray(getattr(model, name), dtype=np.float64)
             if not np.isfinite(values).all() or (name.endswith("scale_") and (values == 0).any()):
                 raise ValueError(f"{name} holds values that are not finite or a zero scale")

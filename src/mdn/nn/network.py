@@ -257,14 +257,25 @@ class MixtureDensityNetwork(nn.Module):
             m.n_models is not None or m.config != members[0].config for m in members
         ):
             raise ValueError("stack needs one or more single networks of the same configuration")
-        ensemble = cls._uninitialised(**members[0].config, n_models=len(members))
+        ensemble = cls.empty(**members[0].config, n_models=len(members))
         states = [m.state_dict() for m in members]
         ensemble.load_state_dict({k: torch.stack([s[k] for s in states]) for k in states[0]})
         return ensemble.to(next(members[0].parameters()).device)
 
     @classmethod
-    def _uninitialised(cls, *args: object, **kwargs: object) -> MixtureDensityNetwork:
-        """A network on the CPU whose weights are yet to be set: nothing is drawn."""
+    def empty(cls, *args: object, **kwargs: object) -> MixtureDensityNetwork:
+        """A network on the CPU whose weights are yet to be set (from a state dict): nothing
+        is drawn, and torch's global generator is not touched.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The constructor's arguments.
+
+        Returns
+        -------
+        MixtureDensityNetwork
+        """
         with torch.device("meta"):  # shapes only: nothing drawn, nothing allocated
             network = cls(*args, **kwargs)
         network = network.to_empty(device="cpu")
@@ -293,7 +304,7 @@ class MixtureDensityNetwork(nn.Module):
         -------
         MixtureDensityNetwork
         """
-        network = cls._uninitialised(*args, **kwargs)
+        network = cls.empty(*args, **kwargs)
         reset_linears(network, generator)
         return network
 
@@ -329,6 +340,6 @@ class MixtureDensityNetwork(nn.Module):
             raise ValueError("member() needs a batched network (built with n_models)")
         if not -self.n_models <= index < self.n_models:
             raise IndexError(f"member {index} of an ensemble of {self.n_models}")
-        single = type(self)._uninitialised(**self.config)
+        single = type(self).empty(**self.config)
         single.load_state_dict({k: v[index] for k, v in self.state_dict().items()})
         return single.to(next(self.parameters()).device)

@@ -25,6 +25,7 @@ from mdn.estimator.prediction import (
     collect,
     in_target_space,
     median_of_members,
+    n_members,
     predictive,
     resolved_point,
 )
@@ -51,7 +52,7 @@ def _positional(model: MDN) -> MDN:
 
 def _fields(model: MDN, mixture: GaussianMixture, point: str, coverage: float) -> torch.Tensor:
     """The FIELDS of a chunk from its members' mixtures, as ``MDN``'s methods make them."""
-    ensemble = model._n_members > 1
+    ensemble = n_members(model) > 1
     adjusted, pooled = predictive(model, mixture)
     distribution = in_target_space(model, pooled)
     if ensemble and model.combine == "median":
