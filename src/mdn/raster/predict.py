@@ -236,7 +236,6 @@ def predict(
         Backed by dask arrays; variables as ``output_names`` lists them.
     """
     _check(interval, torch_threads)
-    da, dask = require("dask.array"), require("dask")
     source, fitted = model_source(model)
     point = resolved_point(fitted, point)
     opened = open_scene(scene, chunks=chunks if chunks is not None else DEFAULT_CHUNKS)
@@ -249,22 +248,29 @@ def predict(
     fill = math.nan if fill_value is None else float(fill_value)
     settings = _Settings(point, float(interval), own_fills, fill, fitted.n_outputs_,
                          torch_threads, bits)  # fmt: skip
-    stack = da.map_blocks(
-        _predict_block,
-        dask.delayed(source, pure=True),  # one piece of data that every task depends on
-        settings,
-        *arrays,
-        new_axis=0,
-        chunks=((len(FIELDS) * fitted.n_outputs_ + 1,), *arrays[0].chunks),
-        dtype=np.float32,
-        meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=np.float32),
-        token="mdn-predict",
-    )
+    stack = _lazy_fields(source, settings, arrays)
     matched = dict(zip(features, names, strict=True))
     attrs = provenance(opened.attrs, source.path, source.sha256, matched, point, interval)
     if flags:
         attrs["mdn_mask_flags"] = f"{flags[0].name}: {' '.join(mask_flags)}"
     return _dataset(stack, chosen[0], opened, fitted, settings, units, attrs)
+
+
+def _lazy_fields(source: ModelSource, settings: _Settings, arrays: list) -> object:
+    """One dask task per block: the fields of every target and the quality flag, stacked
+    along a new first axis."""
+    da, dask = require("dask.array"), require("dask")
+    return da.map_blocks(
+        _predict_block,
+        dask.delayed(source, pure=True),  # one piece of data that every task depends on
+        settings,
+        *arrays,
+        new_axis=0,
+        chunks=((len(FIELDS) * settings.n_targets + 1,), *arrays[0].chunks),
+        dtype=np.float32,
+        meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=np.float32),
+        token="mdn-predict",
+    )
 
 
 def _scene_flags(

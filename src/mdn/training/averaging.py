@@ -46,6 +46,26 @@ class WeightAverage:
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         foreach_lerp_(self.average, self.weights, 1.0 - decay)
 
+    def state_dict(self) -> dict[str, object]:
+        """The average and its number of steps (the decay's warm-up).
+
+        Returns
+        -------
+        dict
+        """
+        return {"average": [a.clone() for a in self.average], "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a state of ``state_dict``, in place.
+
+        Parameters
+        ----------
+        state : dict
+        """
+        for average, value in zip(self.average, state["average"], strict=True):
+            average.copy_(value)
+        self.steps = state["steps"]
+
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
         """The averaged weights in the network for the duration of the block.

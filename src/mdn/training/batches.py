@@ -58,6 +58,28 @@ class Minibatches:
         perms = torch.stack([torch.randperm(m, generator=g) for g in self.generators])
         self.order, self.cursor = self.rows.gather(1, perms.to(self.rows.device)), 0  # [E, m]
 
+    def state_dict(self) -> dict[str, object]:
+        """The epoch's order, the position in it and every generator's state.
+
+        Returns
+        -------
+        dict
+        """
+        generators = [None if g is None else g.get_state() for g in self.generators]
+        return {"order": self.order.clone(), "cursor": self.cursor, "generators": generators}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a state of ``state_dict``.
+
+        Parameters
+        ----------
+        state : dict
+        """
+        self.order, self.cursor = state["order"].to(self.rows.device), state["cursor"]
+        for generator, value in zip(self.generators, state["generators"], strict=True):
+            if generator is not None:
+                generator.set_state(value.cpu())
+
     def next(self) -> tuple[Tensor, Tensor]:
         """The next minibatch of inputs and targets.
 

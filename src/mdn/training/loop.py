@@ -120,9 +120,8 @@ def train(
 ) -> History:
     """Fit ``network`` (inputs -> mixture) by minimising the mean negative log-likelihood.
 
-    Minibatches are slices of a fresh permutation each epoch, drawn with ``generator``
-    from tensors already on the network's device. Every ``eval_every`` iterations the
-    loop records the training NLL and, given validation data, the validation NLL; the
+    Minibatches are slices of a fresh permutation each epoch, drawn with ``generator``.
+    Every ``eval_every`` iterations the loop records the training and validation NLL; the
     weights with the best validation NLL are restored at the end.
 
     A batched ensemble (a network with ``n_models = E``, see ``MixtureDensityNetwork``)
@@ -152,11 +151,9 @@ def train(
         Iterations without a validation gain before "plateau" halves the rate.
     ema_decay : float in [0, 1), optional
         Keep an exponential moving average of the weights with decay
-        ``min(ema_decay, (1 + t) / (10 + t))`` at iteration t (Polyak averaging; 0.99
-        averages over about the last 100 steps once t > 890). Validation, the best
-        weights, the recovery point and the returned network then use the averaged
-        weights, which are less noisy than the last step's; the optimiser keeps stepping
-        the trained ones.
+        ``min(ema_decay, (1 + t) / (10 + t))`` at iteration t (Polyak averaging). Validation,
+        the best weights, the recovery point and the returned network use the average; the
+        optimiser keeps stepping the trained weights.
     l2 : float
         Penalty ``l2 * sum(W**2)`` on every weight matrix.
     clip_grad : float, optional
@@ -194,27 +191,7 @@ def train(
         eval_every, verbose, max_recoveries,
     )  # fmt: skip
     run = _Run(network, x, y, x_val, y_val, settings, generator, member_rows, loss_fn)
-    if checkpoint is not None:
-        checkpoint.resume(run)
-    saved_at = run.step
-    try:
-        while run.step < n_iter:
-            if not run.take_step():
-                run.recover()
-            elif run.step % eval_every == 0 or run.step == n_iter:
-                mean_loss = run.window_loss()
-                if not math.isfinite(mean_loss):
-                    run.recover()
-                elif run.evaluate(mean_loss, callbacks):
-                    break
-                elif checkpoint is not None and run.step - saved_at >= checkpoint.every:
-                    checkpoint.save(run)
-                    saved_at = run.step
-    except KeyboardInterrupt:  # Ctrl-C: end cleanly with what the fit has reached
-        run.history.interrupted = True
-    finally:
-        run.bar.close()
-    return run.finish()
+    return run.run(callbacks, checkpoint)
 
 
 class _Run:
@@ -258,6 +235,67 @@ class _Run:
         network.train()
         self.bar = tqdm(total=settings.n_iter, desc="mdn fit", leave=False,
                         disable=None if settings.verbose else True)  # fmt: skip
+
+    def run(self, callbacks, checkpoint: Checkpoint | None) -> History:
+        """Step until ``n_iter`` iterations or a stop, evaluating and checkpointing on the way;
+        resumed first from ``checkpoint`` where it holds this fit's state."""
+        state = checkpoint.load() if checkpoint is not None else None
+        if state is not None:
+            self.load_state_dict(state)
+        saved_at, n_iter = self.step, self.settings.n_iter
+        try:
+            while self.step < n_iter:
+                if not self.take_step():
+                    self.recover()
+                elif self.step % self.settings.eval_every == 0 or self.step == n_iter:
+                    mean_loss = self.window_loss()
+                    if not math.isfinite(mean_loss):
+                        self.recover()
+                    elif self.evaluate(mean_loss, callbacks):
+                        break
+                    elif checkpoint is not None and self.step - saved_at >= checkpoint.every:
+                        checkpoint.save(self.state_dict())
+                        saved_at = self.step
+        except KeyboardInterrupt:  # Ctrl-C: end cleanly with what the fit has reached
+            self.history.interrupted = True
+        finally:
+            self.bar.close()
+        return self.finish()
+
+    def state_dict(self) -> dict[str, object]:
+        """The run's whole state at an evaluation (where the running loss window is empty):
+        each part's own ``state_dict``, the weights, the step, the rates and the record."""
+        return {
+            "step": self.step,
+            "rates": self.rates,
+            "history": self.history.as_dict(),
+            "weights": self.module.state_dict(),
+            "good": self.good_state,
+            "best": self.best.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "averaging": self.averaging.state_dict() if self.averaging else None,
+            "batches": self.batches.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a state of ``state_dict``, just after the run was built: its next step is
+        the one the run that saved it took."""
+
+        def on_device(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v.to(self.device) for k, v in tensors.items()}
+
+        self.step, self.rates = state["step"], list(state["rates"])
+        self.history = History(**state["history"])
+        self.module.load_state_dict(state["weights"])
+        self.good_state = on_device(state["good"])
+        best = dict(state["best"])
+        best["weights"] = best["weights"] and on_device(best["weights"])
+        self.best.load_state_dict(best)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.averaging:
+            self.averaging.load_state_dict(state["averaging"])
+        self.batches.load_state_dict(state["batches"])
+        self.bar.update(self.step)
 
     def _reset_window(self) -> None:
         self.running, self.running_steps = torch.zeros((), device=self.device), 0
@@ -385,7 +423,7 @@ class _Run:
                 f"training interrupted at iteration {self.step} of {self.settings.n_iter}: "
                 f"keeping the weights of iteration {int(best.step.max())}",
                 UserWarning,
-                stacklevel=4,  # the caller of train
+                stacklevel=5,  # the caller of train
             )
         elif best.state is None:
             best.step[:] = self.step

@@ -73,6 +73,52 @@ class Adam:
             for group in self.fallback.param_groups:
                 group["lr"] = 1.0 if self.lr is None else self.lr
 
+    def state_dict(self) -> dict[str, object]:
+        """The optimiser's state: Adam's moments and step count, and the learning rates.
+
+        Returns
+        -------
+        dict
+            ``"tensors"``: the tensors the optimiser updates in place (none before its first
+            step), ``"lr"``: each member's rate.
+        """
+        return {"tensors": [t.detach().clone() for t in self._state_tensors()],
+                "lr": list(self.member_lr)}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a state of ``state_dict``, in place (views of it held elsewhere stay valid).
+
+        Parameters
+        ----------
+        state : dict
+            As ``state_dict`` returns it, for an optimiser of the same parameters.
+        """
+        self.set_lr(state["lr"])
+        tensors = state["tensors"]
+        if not tensors:
+            return
+        if self.fallback is not None:
+            params = [p for group in self.fallback.param_groups for p in group["params"]]
+            for i, p in enumerate(params):
+                self.fallback.state[p] = {
+                    key: tensors[3 * i + j].clone()
+                    for j, key in enumerate(("exp_avg", "exp_avg_sq", "step"))
+                }
+            return
+        for target, value in zip(self._state_tensors(), tensors, strict=True):
+            target.copy_(value)
+
+    def _state_tensors(self) -> list[Tensor]:
+        """The state as a flat list of the tensors the optimiser updates in place."""
+        if self.fallback is None:
+            moments = [t for exp_avg, exp_avg_sq in self.moments for t in (*exp_avg, *exp_avg_sq)]
+            return [*moments, self.steps]
+        params = [p for group in self.fallback.param_groups for p in group["params"]]
+        state = self.fallback.state
+        if not state:  # no step taken yet
+            return []
+        return [state[p][key] for p in params for key in ("exp_avg", "exp_avg_sq", "step")]
+
     @torch.no_grad()
     def step(self) -> None:
         """Update every parameter from its ``.grad``."""

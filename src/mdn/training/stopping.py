@@ -32,6 +32,30 @@ class BestWeights:
         self.stopped = torch.zeros(n_models, dtype=torch.bool)  # members out of patience
         self.last_cut = torch.zeros(n_models, dtype=torch.long)  # when "plateau" last cut
 
+    def state_dict(self) -> dict[str, object]:
+        """Each member's record (best NLL, its step, whether stopped, the last rate cut) and
+        the best weights (None before any).
+
+        Returns
+        -------
+        dict
+        """
+        record = {name: getattr(self, name).clone() for name in ("val", "step", "stopped",
+                                                                  "last_cut")}  # fmt: skip
+        weights = None if self.state is None else {k: v.clone() for k, v in self.state.items()}
+        return {**record, "weights": weights}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a state of ``state_dict``.
+
+        Parameters
+        ----------
+        state : dict
+        """
+        for name in ("val", "step", "stopped", "last_cut"):
+            setattr(self, name, state[name].cpu().clone())
+        self.state = state["weights"] or None
+
     def update(self, val: Tensor, step: int, state: dict[str, Tensor]) -> None:
         """Keep the weights ``state`` of the members whose validation NLL ``val`` improved.
 
