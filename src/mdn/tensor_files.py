@@ -195,8 +195,10 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     version = _format_version(path, metadata)
     buffer = memoryview(data)[8 + _header_size(data) :]
     if version >= 2:
-        blobs = {n: (e["dtype"], e["shape"], buffer[slice(*e["data_offsets"])]) for n, e in
-                 entries.items()}  # fmt: skip
+        blobs = {
+            n: (e["dtype"], e["shape"], buffer[slice(*e["data_offsets"])])
+            for n, e in entries.items()
+        }
         if metadata.get("checksum") != _checksum(blobs, metadata):
             raise ModelFileError(
                 f"{path} is damaged: its checksum does not match its contents (a changed or "

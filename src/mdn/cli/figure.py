@@ -24,8 +24,12 @@ FIGURE_TYPES = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg"}
     help="The estimate on the vertical axis (default: the model's).",
 )
 @click.option("--coverage", default=0.9, show_default=True, help="Interval drawn as bars.")
-@click.option("--rows", default="0,1,2", show_default=True,
-              help="Rows of DATA whose predicted density is drawn.")  # fmt: skip
+@click.option(
+    "--rows",
+    default="0,1,2",
+    show_default=True,
+    help="Rows of DATA whose predicted density is drawn.",
+)
 def plot(model_file, data, output, point, coverage, rows):
     """Draw MODEL against the observations in DATA and save the figure to --output.
 
@@ -48,9 +52,15 @@ def plot(model_file, data, output, point, coverage, rows):
     positions = {row: i for i, row in enumerate(keep)}
     from mdn.plotting.retrieval import plot_retrieval
 
-    figure = plot_retrieval(model, X, y, point=point, coverage=coverage,
-                            rows=[positions[r] for r in chosen if r in positions],
-                            target_names=names)  # fmt: skip
+    figure = plot_retrieval(
+        model,
+        X,
+        y,
+        point=point,
+        coverage=coverage,
+        rows=[positions[r] for r in chosen if r in positions],
+        target_names=names,
+    )
     with atomic_output(output) as temporary:
         figure.savefig(temporary, dpi=120, format=FIGURE_TYPES[output.suffix.lower()])
     click.echo(f"wrote {output}")

@@ -24,8 +24,10 @@ def _bands(text: str | None) -> list[str] | dict[str, str] | None:
     if not pairs:
         return items
     if len(pairs) != len(items):
-        raise ValueError(f"--bands {text!r}: give either band names in the model's feature "
-                         "order or feature=band pairs, not both")  # fmt: skip
+        raise ValueError(
+            f"--bands {text!r}: give either band names in the model's feature "
+            "order or feature=band pairs, not both"
+        )
     return {feature.strip(): band.strip() for feature, band in pairs}
 
 
@@ -90,9 +92,20 @@ def _run(scene, output, quiet, workers) -> None:
     show_default=True,
     help="Pixels per side of the blocks read and predicted at a time.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")  # fmt: skip
-def predict_scene(model_file, scene_file, output, bands, tolerance, point, interval, mask_flags,
-                  workers, chunks, quiet):  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def predict_scene(
+    model_file,
+    scene_file,
+    output,
+    bands,
+    tolerance,
+    point,
+    interval,
+    mask_flags,
+    workers,
+    chunks,
+    quiet,
+):
     """Predict every pixel of SCENE with MODEL, block by block, and write --output.
 
     SCENE is a SeaDAS L2, ACOLITE or POLYMER NetCDF file, or a NetCDF/Zarr file with one
@@ -119,9 +132,16 @@ def predict_scene(model_file, scene_file, output, bands, tolerance, point, inter
     if workers < 0 or chunks < 1:
         raise ValueError(f"--workers must be >= 0 and --chunks >= 1, got {workers} and {chunks}")
     flags = [name.strip() for name in mask_flags.split(",")] if mask_flags else None
-    result = predict(model_file, scene_file, point=point, interval=interval,
-                     bands=_bands(bands), tolerance_nm=tolerance, chunks=chunks,
-                     mask_flags=flags)  # fmt: skip
+    result = predict(
+        model_file,
+        scene_file,
+        point=point,
+        interval=interval,
+        bands=_bands(bands),
+        tolerance_nm=tolerance,
+        chunks=chunks,
+        mask_flags=flags,
+    )
     _run(result, output, quiet, workers)
     shape = " x ".join(str(n) for n in result[next(iter(result.data_vars))].shape)
     click.echo(f"wrote {output} ({shape} pixels; bands {result.attrs['mdn_bands']})")
@@ -141,6 +161,9 @@ def _empty_pixels(output) -> str:
     with written:
         flags = written[QUALITY].data.ravel()
         counts = da.bincount(flags, minlength=len(FLAGS)).compute()
-    named = [f"{counts[value]:,} {meaning.replace('_', ' ')}"
-             for meaning, value in FLAGS.items() if value and counts[value]]  # fmt: skip
+    named = [
+        f"{counts[value]:,} {meaning.replace('_', ' ')}"
+        for meaning, value in FLAGS.items()
+        if value and counts[value]
+    ]
     return f"{counts[FLAGS['valid']]:,} pixels predicted; empty: {', '.join(named) or 'none'}"

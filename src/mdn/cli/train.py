@@ -11,9 +11,9 @@ import numpy as np
 from mdn.cli.inputs import training_table
 from mdn.cli.report import print_table
 from mdn.cli.settings import resolve_params, variant_params
-from mdn.crossval import cross_validate, summarise
 from mdn.estimator.model import MDN
 from mdn.metrics import per_target
+from mdn.metrics.crossval import cross_validate, summarise
 from mdn.ocean.baselines import BASELINES
 from mdn.params import POINTS
 
@@ -122,8 +122,22 @@ def _splits(text: str) -> list[int]:
 )
 @click.option("--jobs", "-j", default=1, show_default=True, help="Fits run side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def cv(data, target, features, id_column, log_target, assignments, params_file, splits,
-       test_size, baseline, variant, point, jobs, as_json):  # fmt: skip
+def cv(
+    data,
+    target,
+    features,
+    id_column,
+    log_target,
+    assignments,
+    params_file,
+    splits,
+    test_size,
+    baseline,
+    variant,
+    point,
+    jobs,
+    as_json,
+):
     """Compare settings on repeated random splits of DATA.
 
     Split s is numpy.random.RandomState(s).permutation(n), its first rows for training, the
@@ -137,17 +151,23 @@ def cv(data, target, features, id_column, log_target, assignments, params_file, 
       mdn cv nomad_chl.csv -t chl --log-target --variant reference --splits 0-1
     """
     base = resolve_params(assignments, params_file, log_target)
-    methods = {"mdn": base}
+    methods = {"mdn": MDN(**base)}
     for text in variant:
-        methods[text] = {**base, **variant_params(text)}
+        methods[text] = MDN(**{**base, **variant_params(text)})
     table = training_table(data, target, features, id_column)
     if baseline and len(table.targets) != 1:
         raise ValueError("--baseline estimates one target (chlorophyll-a); give one --target")
     baselines = {name: BASELINES[name](table.frame) for name in baseline}
     results = cross_validate(
-        table.X, table.y, methods, splits=_splits(splits), test_size=test_size,
-        point=point, baselines=baselines, n_jobs=jobs,
-    )  # fmt: skip
+        table.X,
+        table.y,
+        methods,
+        splits=_splits(splits),
+        test_size=test_size,
+        point=point,
+        baselines=baselines,
+        n_jobs=jobs,
+    )
     rows = summarise(results, table.targets)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

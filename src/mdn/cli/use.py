@@ -99,8 +99,13 @@ def predict(model_file, data, output, point, interval, samples, seed, id_columns
 @click.argument("model_file", metavar="MODEL", type=click.Path())
 @click.argument("data", type=click.Path())
 @_POINT
-@click.option("--coverage", "level", default=0.9, show_default=True,
-              help="Nominal coverage of the interval whose hit rate is scored.")  # fmt: skip
+@click.option(
+    "--coverage",
+    "level",
+    default=0.9,
+    show_default=True,
+    help="Nominal coverage of the interval whose hit rate is scored.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(model_file, data, point, level, as_json):
     """Score MODEL on the rows of DATA that have its features and targets.

@@ -693,8 +693,9 @@ class GaussianMixture:
         params.validate_argument("coverage", coverage)
         levels = [(1 - coverage) / 2, (1 + coverage) / 2]
         shape = (2, *([1] * (len(self.batch_shape) + 1)))
-        bounds = self.quantile(self._xp.reshape(self._kernels.as_array(levels, self.dtype, None),
-                                                shape))  # fmt: skip
+        bounds = self.quantile(
+            self._xp.reshape(self._kernels.as_array(levels, self.dtype, None), shape)
+        )
         return bounds[0], bounds[1]
 
     # ------------------------------------------------------------------ internals

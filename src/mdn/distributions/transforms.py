@@ -85,8 +85,9 @@ class AffineTransform:
             prec_chol = prec_chol / xp.abs(scale)[0]
         else:
             prec_chol = prec_chol[..., None] / xp.abs(scale)
-        return mixture.replace(means=means, precision_cholesky=prec_chol,
-                               covariance=self.covariance_after(kind))  # fmt: skip
+        return mixture.replace(
+            means=means, precision_cholesky=prec_chol, covariance=self.covariance_after(kind)
+        )
 
     def log_abs_det_jacobian(self) -> Array:
         """``log |dy/dz|``, the same for every point.

@@ -39,8 +39,11 @@ def to_numpy(data: object) -> object:
     """
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu()
-        if data.is_floating_point() and data.dtype not in (torch.float16, torch.float32,
-                                                           torch.float64):  # fmt: skip
+        if data.is_floating_point() and data.dtype not in (
+            torch.float16,
+            torch.float32,
+            torch.float64,
+        ):
             data = data.to(torch.float64)  # bfloat16 and kin have no NumPy type
         return data.numpy()
     return data
@@ -162,8 +165,9 @@ def training_targets(y: object) -> tuple[np.ndarray, bool]:
         raise ValueError("MDN requires y to be passed, but the target y is None")
     if getattr(y, "ndim", 0) == 2 and y.shape[1] == 0:
         raise ValueError("y has no target columns; pass at least one")
-    y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                    ensure_all_finite=False)  # fmt: skip
+    y = check_array(
+        to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
+    )
     infinite = np.isinf(y.reshape(len(y), -1))
     if infinite.any():
         row = int(np.flatnonzero(infinite.any(axis=1))[0])
@@ -271,8 +275,13 @@ def scored_targets(y: object, n_outputs: int, n_rows: int) -> np.ndarray:
     """
     if y is None:
         raise ValueError("y is None; pass the targets whose density to evaluate")
-    y = check_array(to_numpy(y), ensure_2d=False, dtype=np.float64, input_name="y",
-                    ensure_all_finite="allow-nan")  # fmt: skip
+    y = check_array(
+        to_numpy(y),
+        ensure_2d=False,
+        dtype=np.float64,
+        input_name="y",
+        ensure_all_finite="allow-nan",
+    )
     if y.ndim == 1 and n_outputs == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] != n_outputs:

@@ -115,11 +115,15 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     check_scaled(x_scaled, "X")
     check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
     return TrainingData(
-        X, y, x_scaling, y_scaling,
+        X,
+        y,
+        x_scaling,
+        y_scaling,
         torch.as_tensor(x_scaled, dtype=torch.float32),
         torch.as_tensor(y_scaled, dtype=torch.float32),
-        output_1d, target_names,
-    )  # fmt: skip
+        output_1d,
+        target_names,
+    )
 
 
 def _log_targets(y: np.ndarray) -> np.ndarray:

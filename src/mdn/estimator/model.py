@@ -439,8 +439,9 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         point = resolved_point(self, point)
         if n_members(self) > 1 and self.combine == "median":
-            values = collect(self, X, lambda mixture: median_of_members(self, mixture, point),
-                             members=True)  # fmt: skip
+            values = collect(
+                self, X, lambda mixture: median_of_members(self, mixture, point), members=True
+            )
         else:
             values = collect(self, X, lambda dist: getattr(dist, point)())
         return like_input(values, X, self.target_names_)
@@ -485,8 +486,11 @@ class MDN(RegressorMixin, BaseEstimator):
             member = copy.copy(self)  # shares the network; only the recalibration differs
             member.__dict__.update(NO_RECALIBRATION)
             return [member]
-        fitted = {k: v for k, v in vars(self).items()
-                  if k.endswith("_") and not k.startswith("_") and k != "network_"}  # fmt: skip
+        fitted = {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and k != "network_"
+        }
         return [self._member(e, fitted) for e in range(n_members(self))]
 
     def _member(self, e: int, fitted: dict[str, object]) -> MDN:

@@ -144,8 +144,9 @@ def _restore(
         scaling = tensors[name]
         if scaling.dtype != torch.float64 or tuple(scaling.shape) != (sizes[name[0]],):
             raise ValueError(f"{name} must hold {sizes[name[0]]} float64 values")
-        if not bool(torch.isfinite(scaling).all()) or (name.endswith("scale_") and
-                                                       bool((scaling == 0).any())):  # fmt: skip
+        if not bool(torch.isfinite(scaling).all()) or (
+            name.endswith("scale_") and bool((scaling == 0).any())
+        ):
             raise ValueError(f"{name} holds values that are not finite or a zero scale")
         values[name] = scaling.numpy()
     config = network_config(params, sizes["x"], sizes["y"])
@@ -188,8 +189,9 @@ def check_fitted(fitted: dict[str, object]) -> None:
         raise ValueError(f"fitted values unknown: {sorted(unknown)}, missing: {sorted(missing)}")
     for name in ("n_features_in_", "n_outputs_"):
         Integer().check(name, fitted[name])
-    if not isinstance(fitted["output_1d_"], bool) or (fitted["output_1d_"] and
-                                                      fitted["n_outputs_"] != 1):  # fmt: skip
+    if not isinstance(fitted["output_1d_"], bool) or (
+        fitted["output_1d_"] and fitted["n_outputs_"] != 1
+    ):
         raise ValueError("output_1d_ must be a bool, True only for one target")
     _check_names("target_names_", fitted["target_names_"], fitted["n_outputs_"], optional=True)
     if "feature_names_in_" in fitted:

@@ -117,8 +117,13 @@ def predictive(
     """
     ensemble = (model.network_.n_models or 1) > 1
     if recalibrated(model):
-        members = calibration.recalibrate(members, model.member_spread_, model.component_scale_,
-                                          model.tail_weight_, members=ensemble)  # fmt: skip
+        members = calibration.recalibrate(
+            members,
+            model.member_spread_,
+            model.component_scale_,
+            model.tail_weight_,
+            members=ensemble,
+        )
     return members, members.pool(0) if ensemble else members
 
 

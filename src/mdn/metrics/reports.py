@@ -14,11 +14,11 @@ from mdn.metrics.points import mae, retrieval_scores, rmse
 from mdn.metrics.scores import (
     LEVELS,
     Distribution,
-    _targets,
     calibration_error,
     coverage,
     crps,
     nll,
+    observed_targets,
     pit,
 )
 
@@ -107,7 +107,7 @@ def evaluate(
         makes it a table.
     """
     dist = model.predict_dist(X)
-    targets = _targets(dist, y).cpu().numpy()
+    targets = observed_targets(dist, y).cpu().numpy()
     estimates = {
         p: np.asarray(model.predict(X, point=p), dtype=np.float64).reshape(targets.shape)
         for p in points

@@ -19,6 +19,7 @@ __all__ = [
     "crps",
     "energy_score",
     "nll",
+    "observed_targets",
     "pit",
 ]
 
@@ -27,8 +28,21 @@ LEVELS = (0.5, 0.8, 0.9, 0.95)
 _ROWS_PER_BLOCK = 4096  # bounds the (rows, K, K) temporaries of the exact CRPS
 
 
-def _targets(dist: Distribution, y: ArrayLike) -> torch.Tensor:
-    """``y`` as a float64 tensor of shape (N, D) on ``dist``'s device."""
+def observed_targets(dist: Distribution, y: ArrayLike) -> torch.Tensor:
+    """Observed targets to score ``dist`` against, checked.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or LogGaussianMixture
+        Batch shape (N,).
+    y : array-like of shape (N,) or (N, D)
+        Finite.
+
+    Returns
+    -------
+    Tensor of shape (N, D)
+        float64, on ``dist``'s device.
+    """
     values = torch.as_tensor(np.asarray(y, dtype=np.float64))
     if values.dim() == 1 and dist.n_dims == 1:
         values = values.unsqueeze(-1)
@@ -56,7 +70,7 @@ def nll(dist: Distribution, y: ArrayLike) -> float:
     float
         Nats per row.
     """
-    return float(-dist.log_prob(_targets(dist, y)).mean())
+    return float(-dist.log_prob(observed_targets(dist, y)).mean())
 
 
 def crps(
@@ -83,7 +97,7 @@ def crps(
     -------
     ndarray of shape (N,)
     """
-    targets = _targets(dist, y)
+    targets = observed_targets(dist, y)
     if not (isinstance(dist, GaussianMixture) and dist.n_dims == 1):
         return energy_score(dist, targets, n_samples=n_samples, random_state=random_state)
     scores = []
@@ -133,7 +147,7 @@ def energy_score(
     """
     if not (isinstance(n_samples, int) and n_samples >= 2):
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    targets = _targets(dist, y)
+    targets = observed_targets(dist, y)
     generator = torch.Generator().manual_seed(0 if random_state is None else random_state)
     scores = []
     for start in range(0, len(dist), _ROWS_PER_BLOCK):
@@ -160,7 +174,7 @@ def pit(dist: Distribution, y: ArrayLike) -> np.ndarray:
     -------
     ndarray of shape (N, D)
     """
-    return dist.cdf(_targets(dist, y)).cpu().numpy()
+    return dist.cdf(observed_targets(dist, y)).cpu().numpy()
 
 
 def calibration_error(pit_values: ArrayLike, levels: int = 99) -> float:
@@ -209,7 +223,7 @@ def coverage(
     dict of float to float
         The observed share for each level.
     """
-    targets = _targets(dist, y)
+    targets = observed_targets(dist, y)
     out = {}
     for level in levels:
         lower, upper = dist.interval(level)

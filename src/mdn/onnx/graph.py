@@ -123,8 +123,7 @@ def _mixture(outputs: Mapping[str, np.ndarray], meta: Mapping, prefix: str) -> G
         factor = _precision_from_scale(scale, covariance)
     else:
         log_weights, means, factor = (outputs[prefix + name] for name in OUTPUTS)
-    return GaussianMixture(log_weights, means, factor, covariance, validate=False,
-                           normalized=True)  # fmt: skip
+    return GaussianMixture(log_weights, means, factor, covariance, validate=False, normalized=True)
 
 
 def _precision_from_scale(scale: np.ndarray, covariance: str) -> np.ndarray:

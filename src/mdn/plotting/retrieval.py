@@ -30,9 +30,15 @@ _MAX_BARS = 300  # more interval bars hide the points
 def _scatter(ax: Axes, observed, estimate, lower, upper, name: str, log: bool) -> None:
     ax.scatter(observed, estimate, s=6, alpha=0.5, color="tab:blue", lw=0)
     bars = np.random.default_rng(0).permutation(len(observed))[:_MAX_BARS]
-    ax.errorbar(observed[bars], estimate[bars], fmt="none", elinewidth=0.5, alpha=0.4,
-                yerr=[estimate[bars] - lower[bars], upper[bars] - estimate[bars]],
-                color="tab:blue")  # fmt: skip
+    ax.errorbar(
+        observed[bars],
+        estimate[bars],
+        fmt="none",
+        elinewidth=0.5,
+        alpha=0.4,
+        yerr=[estimate[bars] - lower[bars], upper[bars] - estimate[bars]],
+        color="tab:blue",
+    )
     both = np.concatenate([observed, lower, upper])
     both = both[np.isfinite(both) & ((both > 0) if log else True)]
     low, high = both.min(), both.max()
@@ -45,8 +51,15 @@ def _scatter(ax: Axes, observed, estimate, lower, upper, name: str, log: bool) -
     if np.all(observed > 0):
         s = retrieval_scores(estimate, observed)
         text = f"MdSA {s['mdsa']:.1f} %\nSSPB {s['sspb']:+.1f} %\nslope {s['slope']:.2f}"
-        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8,
-                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})  # fmt: skip
+        ax.text(
+            0.04,
+            0.96,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+        )
 
 
 def _pit_histogram(ax: Axes, values: np.ndarray) -> None:
@@ -67,8 +80,9 @@ def _training_curve(ax: Axes, history: dict) -> None:
     ax.legend(fontsize=8)
 
 
-def _densities(ax: Axes, model: MDN, X: ArrayLike, y: np.ndarray, rows: Sequence[int],
-               log: bool) -> None:  # fmt: skip
+def _densities(
+    ax: Axes, model: MDN, X: ArrayLike, y: np.ndarray, rows: Sequence[int], log: bool
+) -> None:
     chosen = X.iloc[list(rows)] if hasattr(X, "iloc") else np.asarray(X)[list(rows)]
     dist = model.predict_dist(chosen).marginal(0)
     lower, upper = dist.interval(0.998)
@@ -126,8 +140,10 @@ def plot_retrieval(
     rows = [r for r in rows if 0 <= r < len(X)] or [0]
     names = list(target_names or [f"y{d}" for d in range(y.shape[1])])
     estimate = np.asarray(model.predict(X, point=point), dtype=np.float64).reshape(y.shape)
-    lower, upper = (np.asarray(v, dtype=np.float64).reshape(y.shape)
-                    for v in model.predict_interval(X, coverage=coverage))  # fmt: skip
+    lower, upper = (
+        np.asarray(v, dtype=np.float64).reshape(y.shape)
+        for v in model.predict_interval(X, coverage=coverage)
+    )
     log = model.target_transform == "log"
     n_top = y.shape[1]
     columns = 2 if n_top == 1 else max(n_top, 3)
@@ -144,8 +160,12 @@ def plot_retrieval(
         ax.axis("off")
     dist = model.predict_dist(X)
     pits = np.concatenate(
-        [pit(dist.marginal(d)[np.flatnonzero(np.isfinite(y[:, d]))], y[np.isfinite(y[:, d]), d])
-         for d in range(n_top)], axis=None)  # fmt: skip
+        [
+            pit(dist.marginal(d)[np.flatnonzero(np.isfinite(y[:, d]))], y[np.isfinite(y[:, d]), d])
+            for d in range(n_top)
+        ],
+        axis=None,
+    )
     _pit_histogram(lower_row[0], pits)
     _training_curve(lower_row[1], model.history_)
     _densities(lower_row[2], model, X, y, rows, log)

@@ -65,8 +65,9 @@ def _listing(names: Sequence[str], limit: int = 16) -> str:
 def _check_named(names: list[str], available: Mapping[str, float]) -> None:
     absent = [b for b in names if b not in available]
     if absent:
-        raise ValueError(f"the scene has no band(s) {', '.join(absent)}; its bands: "
-                         f"{_listing(list(available))}")  # fmt: skip
+        raise ValueError(
+            f"the scene has no band(s) {', '.join(absent)}; its bands: {_listing(list(available))}"
+        )
 
 
 def _by_hand(
@@ -80,8 +81,10 @@ def _by_hand(
     if isinstance(bands, Mapping):
         unknown = [str(f) for f in bands if f not in features]
         if unknown:
-            raise ValueError(f"bands names {', '.join(unknown)}, which are not features of the "
-                             f"model ({', '.join(features)})")  # fmt: skip
+            raise ValueError(
+                f"bands names {', '.join(unknown)}, which are not features of the "
+                f"model ({', '.join(features)})"
+            )
         chosen = {i: str(bands[f]) for i, f in enumerate(features) if f in bands}
     else:
         chosen = dict(enumerate(str(b) for b in bands))
@@ -149,8 +152,9 @@ def match_bands(
     rest = [i for i in range(len(features)) if i not in chosen]
     if rest:
         if not available:
-            raise ValueError("the scene has no band with a wavelength (Rrs_443, or a "
-                             "'wavelength' attribute)")  # fmt: skip
+            raise ValueError(
+                "the scene has no band with a wavelength (Rrs_443, or a 'wavelength' attribute)"
+            )
         names, wavelengths = list(available), np.array(list(available.values()))
         wanted = _wanted_wavelengths([features[i] for i in rest])
         try:

@@ -50,8 +50,13 @@ def local_cluster(n_workers: int) -> Iterator[object]:
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
     with (
         dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment()}),
-        distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                 dashboard_address=None, silence_logs=logging.ERROR) as cluster,
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
         distributed.Client(cluster) as client,
-    ):  # fmt: skip
+    ):
         yield client

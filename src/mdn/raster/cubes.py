@@ -77,12 +77,17 @@ def band_axis(scene: xr.Dataset) -> tuple[str, str, np.ndarray] | None:
         return None
     name, dim = found
     cube = scene[name]
-    named = [str(n) for n, c in cube.coords.items()
-             if n != dim and c.dims == (dim,) and _is_wavelength(str(n), c)]  # fmt: skip
+    named = [
+        str(n)
+        for n, c in cube.coords.items()
+        if n != dim and c.dims == (dim,) and _is_wavelength(str(n), c)
+    ]
     source = named[0] if named else dim
     values = cube[source].values if source in cube.coords else None
-    hint = (f"assign them with scene.assign_coords({dim}=[443.0, 490.0, ...]) or add a "
-            f"'wavelength' coordinate along {dim!r}")  # fmt: skip
+    hint = (
+        f"assign them with scene.assign_coords({dim}=[443.0, 490.0, ...]) or add a "
+        f"'wavelength' coordinate along {dim!r}"
+    )
     if values is None or values.dtype.kind not in "iuf":
         raise ValueError(
             f"the variable {name!r} has a {dim!r} dimension without wavelengths (nm) as its "

@@ -97,12 +97,16 @@ def field_attributes(
         }
         unit = "1" if log_target else unit
     elif field == "estimate":
-        attrs = {"long_name": f"{target}, {point} of the predictive distribution",
-                 "mdn_point": point}  # fmt: skip
+        attrs = {
+            "long_name": f"{target}, {point} of the predictive distribution",
+            "mdn_point": point,
+        }
     else:
         bound = "lower" if field == "lower" else "upper"
-        attrs = {"long_name": f"{bound} bound of the central {share} interval of {target}",
-                 "mdn_coverage": float(coverage)}  # fmt: skip
+        attrs = {
+            "long_name": f"{bound} bound of the central {share} interval of {target}",
+            "mdn_coverage": float(coverage),
+        }
     if unit is not None:
         attrs["units"] = unit
     return attrs

@@ -246,8 +246,9 @@ def predict(
     arrays = _blocks(chosen + flags, chunks)
     own_fills = tuple(_fill(band) for band in chosen)
     fill = math.nan if fill_value is None else float(fill_value)
-    settings = _Settings(point, float(interval), own_fills, fill, fitted.n_outputs_,
-                         torch_threads, bits)  # fmt: skip
+    settings = _Settings(
+        point, float(interval), own_fills, fill, fitted.n_outputs_, torch_threads, bits
+    )
     stack = _lazy_fields(source, settings, arrays)
     matched = dict(zip(features, names, strict=True))
     attrs = provenance(opened.attrs, source.path, source.sha256, matched, point, interval)
@@ -282,8 +283,10 @@ def _scene_flags(
     name, bits = flag_mask(scene, names)
     variable = scene[name]
     if (variable.dims, variable.shape) != (template.dims, template.shape):
-        raise ValueError(f"the flag variable {name!r} lies on {dict(variable.sizes)}, not on "
-                         f"the bands' pixels {dict(template.sizes)}")  # fmt: skip
+        raise ValueError(
+            f"the flag variable {name!r} lies on {dict(variable.sizes)}, not on "
+            f"the bands' pixels {dict(template.sizes)}"
+        )
     return [variable], bits
 
 
@@ -291,8 +294,11 @@ def _unchunked(variable: xr.Variable) -> xr.Variable:
     """A coordinate without its source's chunk layout, which the outputs' blocks need not
     share (Zarr refuses a stored chunk that spans two blocks)."""
     variable = variable.copy(deep=False)
-    variable.encoding = {k: v for k, v in variable.encoding.items()
-                         if k not in ("chunks", "preferred_chunks", "chunksizes")}  # fmt: skip
+    variable.encoding = {
+        k: v
+        for k, v in variable.encoding.items()
+        if k not in ("chunks", "preferred_chunks", "chunksizes")
+    }
     return variable
 
 
@@ -302,15 +308,17 @@ def _dataset(stack, template, scene, fitted, settings, units, attrs) -> xr.Datas
     xr = require("xarray")
     dims, log_target = template.dims, fitted.target_transform == "log"
     targets = fitted.target_names_ or [f"y{d}" for d in range(fitted.n_outputs_)]
-    coords = {k: _unchunked(v.variable) for k, v in template.coords.items()
-              if set(v.dims) <= set(dims)}  # fmt: skip
+    coords = {
+        k: _unchunked(v.variable) for k, v in template.coords.items() if set(v.dims) <= set(dims)
+    }
     named = (template.attrs.get("grid_mapping"), template.encoding.get("grid_mapping"))
     grid_mapping = next((m for m in named if m is not None and m in scene.variables), None)
     names, variables = iter(output_names(targets)), {}
     for d, target in enumerate(targets):
         for f, field in enumerate(FIELDS):
-            meta = field_attributes(target, field, settings.point, settings.coverage,
-                                    log_target, units)  # fmt: skip
+            meta = field_attributes(
+                target, field, settings.point, settings.coverage, log_target, units
+            )
             if grid_mapping:
                 meta["grid_mapping"] = grid_mapping
             variable = xr.Variable(dims, stack[f * len(targets) + d], meta)

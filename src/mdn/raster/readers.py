@@ -72,8 +72,9 @@ def _with_navigation(data: xr.Dataset, navigation: xr.Dataset, where: Path) -> x
     if points is not None and points == data.sizes.get("pixels_per_line"):
         navigation = navigation.rename_dims(pixel_control_points="pixels_per_line")
     found = {n: navigation[n].variable for n in names}
-    fits = {n: v for n, v in found.items()
-            if all(data.sizes.get(d) == s for d, s in v.sizes.items())}  # fmt: skip
+    fits = {
+        n: v for n, v in found.items() if all(data.sizes.get(d) == s for d, s in v.sizes.items())
+    }
     if len(fits) < len(found):
         left = {n: dict(v.sizes) for n, v in found.items() if n not in fits}
         warnings.warn(
@@ -135,8 +136,9 @@ def _decoded(variable: xr.DataArray) -> xr.DataArray:
     xr = require("xarray")
     name = str(variable.name or "band")
     alone = xr.Dataset({name: variable.variable})  # without coordinates, left as they are
-    decoded = xr.decode_cf(alone, decode_times=False, decode_coords=False,
-                           decode_timedelta=False)[name].variable  # fmt: skip
+    decoded = xr.decode_cf(alone, decode_times=False, decode_coords=False, decode_timedelta=False)[
+        name
+    ].variable
     out = xr.DataArray(decoded, coords=variable.coords, name=variable.name)
     out.encoding = {**variable.encoding, **decoded.encoding}  # as a file opened decoded
     return out
@@ -146,8 +148,11 @@ def _band(variable: xr.DataArray, wavelength: float, factor: float) -> xr.DataAr
     variable = _decoded(variable)
     band = variable if factor == 1.0 else variable * factor
     attrs = dict(variable.attrs)
-    attrs.update(wavelength=wavelength, units="sr-1",
-                 long_name=f"remote-sensing reflectance at {wavelength:g} nm")  # fmt: skip
+    attrs.update(
+        wavelength=wavelength,
+        units="sr-1",
+        long_name=f"remote-sensing reflectance at {wavelength:g} nm",
+    )
     if factor != 1.0:
         attrs["comment"] = "water reflectance divided by pi"
     band = band.assign_attrs(attrs)
@@ -202,10 +207,13 @@ def _geolocation(scene: xr.Dataset, dims: set) -> dict[str, xr.DataArray]:
     return {
         str(n): v
         for n, v in scene.data_vars.items()
-        if v.ndim and set(v.dims) <= dims
-        and (str(n).lower() in _GEOLOCATION
-             or v.attrs.get("standard_name") in ("latitude", "longitude"))
-    }  # fmt: skip
+        if v.ndim
+        and set(v.dims) <= dims
+        and (
+            str(n).lower() in _GEOLOCATION
+            or v.attrs.get("standard_name") in ("latitude", "longitude")
+        )
+    }
 
 
 def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
@@ -222,8 +230,9 @@ def _from_dataset(scene: xr.Dataset, where: str) -> xr.Dataset:
             "dimension of another name: scene.rename({'<name>': 'band'})"
         )
     bands = dict(sorted(bands.items(), key=lambda item: item[1].attrs["wavelength"]))
-    mappings = {str(b.attrs.get("grid_mapping", b.encoding.get("grid_mapping", "")))
-                for b in bands.values()} - {""}  # fmt: skip
+    mappings = {
+        str(b.attrs.get("grid_mapping", b.encoding.get("grid_mapping", ""))) for b in bands.values()
+    } - {""}
     extra = {m: scene[m] for m in mappings if m in scene.variables and m not in scene.coords}
     dims = {d for b in bands.values() for d in b.dims}
     extra.update({n: scene[n] for n in flag_variables(scene) if set(scene[n].dims) <= dims})
@@ -263,7 +272,8 @@ def open_scene(
     if isinstance(scene, xr.Dataset):
         return _from_dataset(scene, "the Dataset")
     if not isinstance(scene, (str, os.PathLike)):
-        raise TypeError(f"scene must be a path, an xarray Dataset or DataArray, not "
-                        f"{type(scene).__name__}")  # fmt: skip
+        raise TypeError(
+            f"scene must be a path, an xarray Dataset or DataArray, not {type(scene).__name__}"
+        )
     path = Path(scene)
     return _from_dataset(_open_path(path, chunks), str(path))

@@ -42,8 +42,9 @@ def check_scene_output(path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
-        raise ValueError(f"{path}: unknown scene output type {path.suffix!r}; use "
-                         f"{', '.join(FORMATS)}")  # fmt: skip
+        raise ValueError(
+            f"{path}: unknown scene output type {path.suffix!r}; use {', '.join(FORMATS)}"
+        )
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
     kind = FORMATS[path.suffix.lower()]
@@ -126,9 +127,17 @@ def _geotiff(dataset: xr.Dataset, path: Path) -> tuple[object, Callable[[], None
         )
     cube = cube.rio.write_nodata(np.nan, encoded=False)
     tiled = path.with_name(path.name + ".tiles.tif")
-    delayed = cube.rio.to_raster(tiled, driver="GTiff", tiled=True, blockxsize=512,
-                                 blockysize=512, compress="DEFLATE", BIGTIFF="IF_SAFER",
-                                 lock=True, compute=False)  # fmt: skip
+    delayed = cube.rio.to_raster(
+        tiled,
+        driver="GTiff",
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="DEFLATE",
+        BIGTIFF="IF_SAFER",
+        lock=True,
+        compute=False,
+    )
 
     def finish() -> None:
         try:
@@ -186,8 +195,9 @@ def netcdf_engine() -> str:
             return engine
         except ImportError:
             continue
-    raise ImportError("writing NetCDF-4 needs h5py (or netCDF4): pip install 'mdn[raster]'; "
-                      "or write Zarr (.zarr)")  # fmt: skip
+    raise ImportError(
+        "writing NetCDF-4 needs h5py (or netCDF4): pip install 'mdn[raster]'; or write Zarr (.zarr)"
+    )
 
 
 def _writer(dataset: xr.Dataset, path: Path, kind: str) -> tuple[object, Callable[[], None]]:
@@ -198,8 +208,9 @@ def _writer(dataset: xr.Dataset, path: Path, kind: str) -> tuple[object, Callabl
         return dataset.to_netcdf(path, engine=netcdf_engine(), compute=False), lambda: None
     if kind == "zarr":
         # Zarr format 2 with consolidated metadata: what GDAL and older readers open
-        return dataset.to_zarr(path, mode="w", zarr_format=2, consolidated=True,
-                               compute=False), lambda: None  # fmt: skip
+        return dataset.to_zarr(
+            path, mode="w", zarr_format=2, consolidated=True, compute=False
+        ), lambda: None
     return _geotiff(dataset, path)
 
 

@@ -29,9 +29,16 @@ class Minibatches:
         Whether batches keep a leading member axis: (E, batch, F) instead of (batch, F).
     """
 
-    def __init__(self, x: Tensor, y: Tensor, member_rows: Tensor | None,
-                 generator: torch.Generator | Sequence[torch.Generator] | None,
-                 batch_size: int, n_models: int, ensemble: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        member_rows: Tensor | None,
+        generator: torch.Generator | Sequence[torch.Generator] | None,
+        batch_size: int,
+        n_models: int,
+        ensemble: bool,
+    ) -> None:
         if member_rows is None:
             member_rows = torch.arange(x.shape[0]).expand(n_models, -1)
         member_rows = member_rows.to(x.device)

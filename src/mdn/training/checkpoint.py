@@ -78,8 +78,11 @@ class Checkpoint:
             belongs = stored["fingerprint"] == self.fingerprint
             state = _restored(stored["state"], tensors)
         except (ModelFileError, KeyError, TypeError) as error:
-            warnings.warn(f"{self.path} is not a readable checkpoint ({error}); starting afresh",
-                          UserWarning, stacklevel=5)  # fmt: skip
+            warnings.warn(
+                f"{self.path} is not a readable checkpoint ({error}); starting afresh",
+                UserWarning,
+                stacklevel=5,
+            )
             return None
         if not belongs:
             warnings.warn(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import warnings
@@ -186,10 +187,8 @@ def train(
     -------
     History
     """
-    settings = _Settings(
-        n_iter, batch_size, lr, lr_schedule, lr_patience, ema_decay, l2, clip_grad, patience,
-        eval_every, verbose, max_recoveries,
-    )  # fmt: skip
+    arguments = locals()  # train's arguments by name: the settings among them
+    settings = _Settings(**{f.name: arguments[f.name] for f in dataclasses.fields(_Settings)})
     run = _Run(network, x, y, x_val, y_val, settings, generator, member_rows, loss_fn)
     return run.run(callbacks, checkpoint)
 
@@ -197,14 +196,16 @@ def train(
 class _Run:
     """The state of one call of ``train`` and the pieces its loop is made of."""
 
-    def __init__(self, network, x, y, x_val, y_val, settings: _Settings, generator, member_rows,
-                 loss_fn) -> None:  # fmt: skip
+    def __init__(
+        self, network, x, y, x_val, y_val, settings: _Settings, generator, member_rows, loss_fn
+    ) -> None:
         self.network, self.settings = network, settings
         self.module = module = getattr(network, "module", network)  # inside a DDP wrapper
         self.ensemble = getattr(module, "n_models", None) is not None
         self.n_models = getattr(module, "n_models", None) or 1
-        self.batches = Minibatches(x, y, member_rows, generator, settings.batch_size,
-                                   self.n_models, self.ensemble)  # fmt: skip
+        self.batches = Minibatches(
+            x, y, member_rows, generator, settings.batch_size, self.n_models, self.ensemble
+        )
         self.device = x.device
         self.x_val, self.y_val = x_val, y_val
         self.validate = x_val is not None and y_val is not None and len(x_val) > 0
@@ -233,8 +234,12 @@ class _Run:
         self.step = 0
         self._reset_window()
         network.train()
-        self.bar = tqdm(total=settings.n_iter, desc="mdn fit", leave=False,
-                        disable=None if settings.verbose else True)  # fmt: skip
+        self.bar = tqdm(
+            total=settings.n_iter,
+            desc="mdn fit",
+            leave=False,
+            disable=None if settings.verbose else True,
+        )
 
     def run(self, callbacks, checkpoint: Checkpoint | None) -> History:
         """Step until ``n_iter`` iterations or a stop, evaluating and checkpointing on the way;

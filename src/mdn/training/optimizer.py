@@ -82,8 +82,10 @@ class Adam:
             ``"tensors"``: the tensors the optimiser updates in place (none before its first
             step), ``"lr"``: each member's rate.
         """
-        return {"tensors": [t.detach().clone() for t in self._state_tensors()],
-                "lr": list(self.member_lr)}  # fmt: skip
+        return {
+            "tensors": [t.detach().clone() for t in self._state_tensors()],
+            "lr": list(self.member_lr),
+        }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore a state of ``state_dict``, in place (views of it held elsewhere stay valid).

@@ -40,8 +40,9 @@ class BestWeights:
         -------
         dict
         """
-        record = {name: getattr(self, name).clone() for name in ("val", "step", "stopped",
-                                                                  "last_cut")}  # fmt: skip
+        record = {
+            name: getattr(self, name).clone() for name in ("val", "step", "stopped", "last_cut")
+        }
         weights = None if self.state is None else {k: v.clone() for k, v in self.state.items()}
         return {**record, "weights": weights}
 

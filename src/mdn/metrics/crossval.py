@@ -3,6 +3,8 @@ scored on the same test rows, as retrieval papers compare algorithms.
 
 Split ``s`` is ``numpy.random.RandomState(s).permutation(n)``, its first rows for training
 and the last ``test_size`` share for testing, so that any tool can rebuild the same splits.
+The methods are unfitted estimators (``MDN(...)``, or any regressor with ``predict_dist``),
+cloned for every fit: this module knows nothing of the estimator it scores.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, clone
 
-from mdn.estimator.model import MDN
-from mdn.metrics import per_target, retrieval_scores, rmse
+from mdn.metrics.points import retrieval_scores, rmse
+from mdn.metrics.reports import per_target
 
 __all__ = ["cross_validate", "protocol_splits", "summarise"]
 
@@ -52,7 +55,9 @@ def protocol_splits(
     return out
 
 
-def _score_model(model: MDN, X: np.ndarray, y: np.ndarray, point: str | None) -> list[dict]:
+def _score_model(
+    model: BaseEstimator, X: np.ndarray, y: np.ndarray, point: str | None
+) -> list[dict]:
     estimate = np.asarray(model.predict(X, point=point), dtype=np.float64)
     return per_target(model.predict_dist(X), y, estimate)
 
@@ -69,9 +74,15 @@ def _score_baseline(estimate: np.ndarray, y: np.ndarray) -> list[dict]:
     return rows
 
 
-def _one_fit(params: dict, X, y, train, test, seed: int, point: str | None) -> list[dict]:
+def _one_fit(
+    template: BaseEstimator, X, y, train, test, seed: int, point: str | None
+) -> list[dict]:
     start = time.perf_counter()
-    model = MDN(**{"random_state": seed, "verbose": 0, **params}).fit(X[train], y[train])
+    model = clone(template)
+    quiet = {"verbose": 0} if "verbose" in model.get_params() else {}
+    if model.get_params().get("random_state", 0) is None:  # unset: the split's seed
+        quiet["random_state"] = seed
+    model = model.set_params(**quiet).fit(X[train], y[train])
     seconds = time.perf_counter() - start
     scores = _score_model(model, X[test], y[test], point)
     for row in scores:
@@ -82,7 +93,7 @@ def _one_fit(params: dict, X, y, train, test, seed: int, point: str | None) -> l
 def cross_validate(
     X: np.ndarray,
     y: np.ndarray,
-    methods: Mapping[str, Mapping[str, object]],
+    methods: Mapping[str, BaseEstimator],
     *,
     splits: Sequence[int] = range(20),
     test_size: float = 0.5,
@@ -96,8 +107,9 @@ def cross_validate(
     ----------
     X : ndarray of shape (n, p)
     y : ndarray of shape (n,) or (n, D)
-    methods : mapping of str to dict
-        ``MDN`` parameters by method name; ``random_state`` defaults to the split's seed.
+    methods : mapping of str to estimator
+        Unfitted estimators by method name (``MDN(...)``), cloned for each fit and run with
+        ``verbose=0``; an unset ``random_state`` (None) becomes the split's seed.
     splits : sequence of int
         Split seeds (see ``protocol_splits``).
     test_size : float
@@ -120,8 +132,8 @@ def cross_validate(
     y = np.asarray(y, dtype=np.float64)
     cuts = protocol_splits(len(y), list(splits), test_size)
     jobs = [
-        (name, delayed(_one_fit)(dict(params), X, y, train, test, seed, point))
-        for name, params in methods.items()
+        (name, delayed(_one_fit)(template, X, y, train, test, seed, point))
+        for name, template in methods.items()
         for seed, (train, test) in zip(splits, cuts, strict=True)
     ]
     done = Parallel(n_jobs=n_jobs)(job for _, job in jobs)
