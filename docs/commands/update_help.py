@@ -1,7 +1,7 @@
 """Refresh the help text in each command page from the `mdn` command itself.
 
 Each page holds its command's `--help` between ``<!-- help -->`` and ``<!-- /help -->``;
-tests/test_docs.py fails when a page and its command disagree. Run after changing a
+tests/cli/test_docs.py fails when a page and its command disagree. Run after changing a
 command's options::
 
     python docs/commands/update_help.py

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from array_api_compat import device
 
 from mdn.distributions.kernels import kernels_for
@@ -68,7 +69,10 @@ def marginal_quantile(weights: Any, means: Any, stds: Any, levels: Any, max_iter
     upper = levels > 0.5
     sign = 1.0 - 2.0 * xp.astype(upper, levels.dtype)  # -1 where reflected
     tail = xp.where(upper, 1.0 - levels, levels)
-    return sign * _lower_quantile(weights, means * sign, stds, tail, max_iter)
+    # Steps where a density underflows to 0 are infinite and fall back to bisection: NumPy
+    # is told not to warn of them (torch never does).
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return sign * _lower_quantile(weights, means * sign, stds, tail, max_iter)
 
 
 def _lower_quantile(w: Any, mu: Any, s: Any, t: Any, max_iter: int) -> Any:

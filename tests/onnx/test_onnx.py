@@ -244,7 +244,7 @@ def test_the_predictor_runs_where_torch_cannot_be_imported(case, tmp_path):
 
 
 # ---------------------------------------------------------------------- format 1
-FORMAT_1 = Path(__file__).parent / "fixtures" / "onnx_format1"
+FORMAT_1 = Path(__file__).parents[1] / "fixtures" / "onnx_format1"
 
 
 @pytest.mark.parametrize("covariance", ["full", "spherical"])

@@ -3,7 +3,7 @@ bit for bit what they predicted then, and refitting them with the same seed give
 weights to the bit.
 
 The files in ``tests/fixtures/frozen/`` were written by ``main`` before the estimator and the
-training loop were split into their own modules (``python tests/test_frozen_models.py``
+training loop were split into their own modules (``python tests/estimator/test_frozen_models.py``
 rewrites them; do so only when a change of behaviour is intended and explained). The cases
 cover the paths of a fit: one network and batched ensembles, bagging, every covariance
 type, log targets, missing targets, the hand-written and the autograd backward pass, every
@@ -31,7 +31,7 @@ import mdn
 from mdn import MDN
 from mdn.datasets import make_inverted_sine
 
-FOLDER = Path(__file__).parent / "fixtures" / "frozen"
+FOLDER = Path(__file__).parents[1] / "fixtures" / "frozen"
 POINTS = ("top", "mean", "mode", "median")
 # One case drops a row whose targets are all missing, with a warning that is tested elsewhere.
 pytestmark = [
@@ -181,7 +181,7 @@ def _frozen(name: str) -> tuple[np.ndarray, np.ndarray, bool, dict[str, np.ndarr
     return X, y, same, expected
 
 
-#: Outputs of the quantile solver, exact to 1e-6 in probability (tests/test_quantile_solver.py)
+#: Outputs of the quantile solver, exact to 1e-6 in probability (tests/distributions/test_quantile_solver.py)
 #: rather than to the bit: the faster solver of issue 16 moved them by up to 3e-4 relative
 #: where a mixture's density is low, well inside that tolerance.
 SOLVED = {"predict_median", "lower", "upper"}

@@ -17,7 +17,7 @@ import mdn
 from mdn import MDN, ModelFileError
 from mdn.tensor_files import read_model_file, write_model_file
 
-FROZEN = Path(__file__).parent / "fixtures" / "frozen" / "single_sine.safetensors"
+FROZEN = Path(__file__).parents[1] / "fixtures" / "frozen" / "single_sine.safetensors"
 
 
 @pytest.fixture(scope="module")

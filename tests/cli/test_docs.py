@@ -7,7 +7,7 @@ import pytest
 
 from mdn.cli import main
 
-PAGES = Path(__file__).resolve().parents[1] / "docs" / "commands"
+PAGES = Path(__file__).resolve().parents[2] / "docs" / "commands"
 spec = importlib.util.spec_from_file_location("update_help", PAGES / "update_help.py")
 update_help = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(update_help)
