@@ -109,9 +109,7 @@ def _public(cls: type) -> set[str]:
         name
         for name, member in vars(cls).items()
         if not name.startswith("_")
-        and (
-            inspect.isfunction(member) or isinstance(member, (staticmethod, classmethod))
-        )  # fmt: skip
+        and (inspect.isfunction(member) or isinstance(member, (staticmethod, classmethod)))
     }
 
 
@@ -200,7 +198,8 @@ def test_numpy_mixtures_import_no_torch():
 def test_mixed_libraries_and_to_are_refused():
     torch_mixture, numpy_mixture = _pair("diag", 2)
     with pytest.raises(TypeError, match="must all be torch or all NumPy"):
-        GaussianMixture(numpy_mixture.log_weights, torch_mixture.means,
-                        torch_mixture.precision_cholesky, "diag")  # fmt: skip
+        GaussianMixture(
+            numpy_mixture.log_weights, torch_mixture.means, torch_mixture.precision_cholesky
+        )
     with pytest.raises(TypeError, match="to\\(\\) moves torch tensors"):
         numpy_mixture.to(torch.float32)

@@ -181,9 +181,10 @@ def _frozen(name: str) -> tuple[np.ndarray, np.ndarray, bool, dict[str, np.ndarr
     return X, y, same, expected
 
 
-#: Outputs of the quantile solver, exact to 1e-6 in probability (tests/distributions/test_quantile_solver.py)
-#: rather than to the bit: the faster solver of issue 16 moved them by up to 3e-4 relative
-#: where a mixture's density is low, well inside that tolerance.
+#: Outputs of the quantile solver, exact to 1e-6 in probability
+#: (tests/distributions/test_quantile_solver.py) rather than to the bit: the faster solver of
+#: issue 16 moved them by up to 3e-4 relative where a mixture's density is low, well inside
+#: that tolerance.
 SOLVED = {"predict_median", "lower", "upper"}
 
 
