@@ -205,6 +205,37 @@ class Kernels(Protocol):
         array
         """
 
+    def take(self, x: Any, index: Any, axis: int) -> Any:
+        """The entries of ``x`` at ``index`` (non-negative) along ``axis``.
+
+        Parameters
+        ----------
+        x : array
+        index : integer array of shape (n,)
+        axis : int
+
+        Returns
+        -------
+        array
+            ``x``'s shape with ``n`` along ``axis``.
+        """
+
+    def take_along_axis(self, x: Any, index: Any, axis: int) -> Any:
+        """The entries of ``x`` at ``index`` (non-negative, of ``x``'s number of dimensions)
+        along ``axis``.
+
+        Parameters
+        ----------
+        x : array
+        index : integer array
+        axis : int
+
+        Returns
+        -------
+        array
+            ``index``'s shape.
+        """
+
     def contiguous(self, x: Any) -> Any:
         """``x`` in row-major memory order.
 

@@ -762,10 +762,11 @@ def gather_component(values: Array, index: Array, event_ndim: int = 1) -> Array:
     -------
     array of shape (*L, *B, *E)
     """
-    xp = kernels_for(values).xp
+    kernels = kernels_for(values)
+    xp = kernels.xp
     k_dim = values.ndim - event_ndim - 1  # position of K in values, = len(B)
     n_lead = index.ndim - k_dim
     expanded = xp.broadcast_to(values, (*index.shape[:n_lead], *values.shape))  # [*L, *B, K, *E]
     idx = xp.reshape(index, (*index.shape, 1, *([1] * event_ndim)))
     idx = xp.broadcast_to(idx, (*index.shape, 1, *values.shape[k_dim + 1 :]))  # [*L, *B, 1, *E]
-    return xp.squeeze(xp.take_along_axis(expanded, idx, axis=index.ndim), axis=index.ndim)
+    return xp.squeeze(kernels.take_along_axis(expanded, idx, index.ndim), axis=index.ndim)

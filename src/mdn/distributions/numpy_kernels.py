@@ -178,6 +178,14 @@ class NumpyKernels:
         return a + b * c
 
     @staticmethod
+    def take(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+        return np.take(x, index, axis=axis)
+
+    @staticmethod
+    def take_along_axis(x: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+        return np.take_along_axis(x, index, axis=axis)
+
+    @staticmethod
     def contiguous(x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x)
 

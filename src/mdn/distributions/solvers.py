@@ -92,15 +92,15 @@ def _lower_quantile(w: Any, mu: Any, s: Any, t: Any, max_iter: int) -> Any:
         finished = done & active
         out[cols["index"][finished]] = x_new[finished]
         active = active & ~done
-        n_active = int(xp.sum(xp.astype(active, xp.int64)))
+        n_active = int(xp.sum(active))
         if n_active == 0:
             return out
         # Finished columns are carried (and ignored) until half the batch has finished:
         # selecting the columns left costs a good part of an evaluation.
         if 2 * n_active <= active.shape[0]:
             pick = _padded(xp.nonzero(active)[0], kernels)
-            cols = {key: xp.take(value, pick, axis=0) for key, value in cols.items()}
-            params = [xp.take(p, pick, axis=1) for p in params]
+            cols = {key: kernels.take(value, pick, 0) for key, value in cols.items()}
+            params = [kernels.take(p, pick, 1) for p in params]
             active = xp.arange(pick.shape[0], device=device(t)) < n_active
     out[cols["index"][active]] = cols["x"][active]
     return out

@@ -56,6 +56,14 @@ class TorchKernels:
         return chol, int((info != 0).sum())
 
     @staticmethod
+    def take(x: Tensor, index: Tensor, axis: int) -> Tensor:
+        return x.index_select(axis, index)
+
+    @staticmethod
+    def take_along_axis(x: Tensor, index: Tensor, axis: int) -> Tensor:
+        return x.gather(axis, index)
+
+    @staticmethod
     def contiguous(x: Tensor) -> Tensor:
         return x.contiguous()
 
