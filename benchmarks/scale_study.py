@@ -3,7 +3,7 @@
 For each of the first ``--splits`` published splits of one UCI set, ``MDN()`` without
 recalibration is fitted on 80 % of the training rows, those of ``tune.py``; the other 20 %
 are the fresh rows (the test rows are never read). The component scale is then fitted on
-the model's own validation rows (``mdn.calibration.fit_recalibration``),
+the model's own validation rows (``mdn.distributions.calibration.fit_recalibration``),
 by maximum likelihood ("mle") and under normal priors on its logarithm of the standard
 deviations in ``--prior-sds`` ("prior 0.1", ...); under ``SCALE_PRIOR_SD`` the tail weight
 is fitted as well ("prior 0.2 + tail", as ``recalibrate="scale"`` does). "bic" and "bic +

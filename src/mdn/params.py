@@ -176,7 +176,7 @@ class Device:
 
 @dataclass(frozen=True)
 class Unchecked:
-    """Checked where it is used: scalers by ``mdn.preprocessing``, seeds by scikit-learn."""
+    """Checked where it is used: scalers by ``mdn.estimator.scaling``, seeds by scikit-learn."""
 
     def check(self, name: str, value: object) -> None:
         return

@@ -9,7 +9,7 @@ private torch function.
 - ``torch._fused_adam_``: the whole Adam update of a list of parameters in one kernel,
   without ``torch.optim.Adam.step``'s Python bookkeeping (``mdn.training.optimizer``).
 - ``torch.ops.aten.threshold_backward``: the ReLU backward in one kernel, for the
-  hand-written backward pass (``mdn.fastpath``).
+  hand-written backward pass (``mdn.nn.fastpath``).
 - ``torch._foreach_lerp_`` and ``torch._foreach_copy_``: one call for every tensor of a
   list, for weight averaging (``mdn.training.averaging``).
 """

@@ -655,8 +655,7 @@ class GaussianMixture:
             raise ValueError("quantile levels q must lie in [0, 1]")
         shape = np.broadcast_shapes(tuple(q.shape), (*self.batch_shape, self.n_dims))
         levels = xp.reshape(xp.broadcast_to(q, shape), (-1,))
-        out = xp.full(levels.shape, math.inf, dtype=self.dtype, device=self.device)
-        out[levels < 0.5] = -math.inf  # q = 0 or 1 stay infinite
+        out = xp.astype(xp.where(levels < 0.5, -math.inf, math.inf), self.dtype)  # q = 0 or 1
         inner = (levels > 0) & (levels < 1)
         weights = xp.broadcast_to(self.weights[..., None], self.means.shape)
         columns = [

@@ -155,7 +155,7 @@ class MDN(RegressorMixin, BaseEstimator):
         42.2 % for "top"), else "top".
     recalibrate : {"auto", "scale", True, False}, default="auto"
         After training, fit the predictive mixture to the validation rows by their NLL
-        (``mdn.calibration``), with up to three numbers: ``member_spread_`` moves each
+        (``mdn.distributions.calibration``), with up to three numbers: ``member_spread_`` moves each
         member's mixture towards or away from the ensemble's centre (pooled members that
         are each calibrated are under-confident when their errors are independent),
         ``component_scale_`` multiplies every component's standard deviation, and
@@ -164,9 +164,9 @@ class MDN(RegressorMixin, BaseEstimator):
         "mixture" combine, not the members' own estimates. True fits the first two, keeping
         each only where the Bayesian information criterion asks for it. "scale" fits
         ``component_scale_`` alone, pulled towards 1 by a prior
-        (``mdn.calibration.SCALE_PRIOR_SD``) the more the fewer the rows (those rows also
+        (``mdn.distributions.calibration.SCALE_PRIOR_SD``) the more the fewer the rows (those rows also
         chose the best weights, so they flatter the model), and then ``tail_weight_`` by
-        maximum likelihood. "auto" does "scale" below ``mdn.calibration.AUTO_MIN_ROWS``
+        maximum likelihood. "auto" does "scale" below ``mdn.distributions.calibration.AUTO_MIN_ROWS``
         (500) validation rows and True from there: on fewer rows BIC's choice followed their
         noise (benchmarks/README.md). No effect without validation rows.
     random_state : int, RandomState or None, default=None

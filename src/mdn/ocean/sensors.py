@@ -336,7 +336,7 @@ def resample(
     """Band averages of hyperspectral spectra (Rrs) under each band's spectral response.
 
     The spectra are taken as linear between their samples and averaged under each band's
-    response, normalised so that it integrates to 1 over the sampled range (``mdn.spectral``
+    response, normalised so that it integrates to 1 over the sampled range (``mdn.ocean.spectral``
     gives the exact weights). The response is a Gaussian of the band's FWHM unless a table is
     given. Every band must lie inside the spectra's range down to half its peak response
     (for a Gaussian: its centre +- FWHM / 2); the rest of a response that reaches beyond it

@@ -46,7 +46,7 @@ def _draw_constituents(rng: np.random.RandomState, n: int) -> np.ndarray:
 
 
 def _draw_shapes(rng: np.random.RandomState, n: int, spread: float) -> dict[str, np.ndarray]:
-    """Each row's spectral shapes and specific coefficients, spread around mdn.optics's."""
+    """Each row's spectral shapes and specific coefficients, spread around mdn.ocean.optics's."""
     return {
         "a_ph_factor": 10.0 ** rng.normal(0.0, 0.1 * spread, n),
         "s_cdom": np.clip(rng.normal(optics.S_CDOM, 0.002 * spread, n), 0.009, 0.021),
@@ -98,11 +98,11 @@ def simulate_ocean_colour(
     Chlorophyll-a (mg m^-3), total suspended solids (g m^-3) and CDOM absorption at 443 nm
     (m^-1) are drawn from correlated log-normals (``OCEAN_COLOUR_LOG10_MEAN``, ``_SD`` and
     ``_CORRELATION``); each row's spectral slopes and specific coefficients vary around
-    ``mdn.optics``'s values (sd 0.002 nm^-1 for the CDOM slope, 0.0013 for the non-algal
+    ``mdn.ocean.optics``'s values (sd 0.002 nm^-1 for the CDOM slope, 0.0013 for the non-algal
     one, 0.3 for the backscattering exponent, a factor of 10^0.1 for the phytoplankton
     absorption per chl and of 10^0.15 for the specific non-algal absorption and
     backscattering: times ``variability``), as they do between
-    waters, so that the same constituents do not always give the same spectrum. ``mdn.optics``
+    waters, so that the same constituents do not always give the same spectrum. ``mdn.ocean.optics``
     gives R_rs every 2 nm from 348 to 794 nm, ``mdn.sensors.resample`` averages it under each
     band's response, and sensor-like noise is added: Gaussian with sd
     ``sqrt((relative R_rs)^2 + absolute^2)``, truncated so that R_rs stays > 0.
@@ -119,7 +119,7 @@ def simulate_ocean_colour(
         Relative and absolute (sr^-1) noise; ``(0, 0)`` for none.
     variability : float
         Scales the spread of the slopes and specific coefficients between rows; 0 keeps
-        them at ``mdn.optics``'s values (R_rs is then a function of chl, tss and cdom).
+        them at ``mdn.ocean.optics``'s values (R_rs is then a function of chl, tss and cdom).
     response : (wavelengths, table) or None
         Measured band responses instead of Gaussians (see ``mdn.sensors.resample``).
     as_frame : bool
