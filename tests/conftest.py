@@ -33,8 +33,15 @@ def msi_model_file(tmp_path_factory):
     rng = np.random.default_rng(0)
     X = rng.uniform(0.001, 0.02, size=(400, len(features)))
     chl = np.exp(2 * np.log(X[:, 0] / X[:, 2]) + rng.normal(0, 0.3, len(X)))
-    model = MDN(n_mix=3, hidden=(16,), n_iter=50, n_models=2, verbose=0, random_state=0,
-                target_transform="log")  # fmt: skip
+    model = MDN(
+        n_mix=3,
+        hidden=(16,),
+        n_iter=50,
+        n_models=2,
+        verbose=0,
+        random_state=0,
+        target_transform="log",
+    )
     model.fit(pd.DataFrame(X, columns=features), pd.Series(chl, name="chl"))
     path = tmp_path_factory.mktemp("msi") / "chl.safetensors"
     model.save(path)

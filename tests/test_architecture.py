@@ -197,8 +197,72 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     modules = _modules(tmp_path)
     assert _upward(modules, [["low"], ["high"], ["__init__"]]) == ["mdn.low imports mdn.high"]
     assert _circles(modules) == ["high -> low -> high"]
+    figures = _figures(tmp_path)
+    assert figures["import circles among modules"] == figures["import circles among rooms"] == 1
     assert _crossings(modules) == [
         "mdn.high imports _helper from mdn.low",
         "mdn.high uses _helper of another mdn module",
         "mdn.high uses _private_bit, private to another library",
     ]
+
+
+def _reachable(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    reach = {}
+    for start in graph:
+        seen, todo = set(), [start]
+        while todo:
+            for target in graph.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        reach[start] = seen
+    return reach
+
+
+def _strong_groups(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The groups of two or more nodes that reach each other: the import circles."""
+    reach = _reachable(graph)
+    groups = {frozenset({a} | {b for b in reach[a] if a in reach.get(b, ())}) for a in graph}
+    return [set(g) for g in groups if len(g) > 1]
+
+
+def _figures(root: Path) -> dict[str, int]:
+    """Counts of a source tree's structure: modules, rooms (top-level modules and packages,
+    the package's face left out), arrows between rooms (distinct pairs), layers (the longest
+    chain of rooms, where no circle ties them) and import circles among modules."""
+    modules = _modules(root)
+    arrows = _arrows(modules)
+    faces = {m for m, p in modules.items() if p.name == "__init__.py"}
+    between_modules = {m: {t for t in v if t not in faces} for m, v in arrows.items()}
+    rooms: dict[str, set[str]] = defaultdict(set)
+    for module, targets in arrows.items():
+        if module != "__init__":
+            rooms[_room(module)] |= {
+                _room(t) for t in targets if _room(t) not in (_room(module), "__init__")
+            }
+    names = {_room(m) for m in modules} - {"__init__"}
+    reach = _reachable(rooms)
+    depth: dict[str, int] = {}
+
+    def layer(room: str) -> int:
+        if room not in depth:
+            depth[room] = 0  # a circle among rooms ends the chain here
+            below = [layer(r) for r in rooms.get(room, ()) if room not in reach.get(r, ())]
+            depth[room] = 1 + max(below, default=0)
+        return depth[room]
+
+    return {
+        "modules": len(modules),
+        "rooms": len(names),
+        "layers": max(layer(r) for r in names),
+        "arrows between rooms": sum(len(v) for v in rooms.values()),
+        "import circles among modules": len(_strong_groups(between_modules)),
+        "import circles among rooms": len(_strong_groups(dict(rooms))),
+    }
+
+
+if __name__ == "__main__":  # python tests/test_architecture.py [SRC/mdn]: the figures
+    import sys
+
+    for name, value in _figures(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT).items():
+        print(f"{name}: {value}")

@@ -24,10 +24,15 @@ def _module(name: str):
 def test_the_markdown_table_shows_mean_and_spread_and_dashes_for_baselines():
     run = _module("run")
     rows = [
-        {"method": "mdn", "mdsa_mean": 38.04, "mdsa_std": 1.21, "fit_s_mean": 30.2,
-         "fit_s_std": 4.0},
+        {
+            "method": "mdn",
+            "mdsa_mean": 38.04,
+            "mdsa_std": 1.21,
+            "fit_s_mean": 30.2,
+            "fit_s_std": 4.0,
+        },
         {"method": "oc4", "mdsa_mean": 44.5, "mdsa_std": 1.5},
-    ]  # fmt: skip
+    ]
     table = run.markdown(rows).splitlines()
     assert table[2].startswith("| `MDN(target_transform='log')` | 38.0 ± 1.2 |")
     assert table[3].startswith("| OC4 | 44.5 ± 1.5 | - |")

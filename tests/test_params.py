@@ -18,8 +18,16 @@ from mdn.training import train
 def test_every_parameter_of_mdn_and_train_has_a_rule():
     mdn_params = set(MDN().get_params())
     train_params = set(inspect.signature(train).parameters) - {
-        "network", "x", "y", "x_val", "y_val", "generator", "member_rows", "loss_fn", "callbacks"
-    }  # fmt: skip
+        "network",
+        "x",
+        "y",
+        "x_val",
+        "y_val",
+        "generator",
+        "member_rows",
+        "loss_fn",
+        "callbacks",
+    }
     named = {params.ALIASES.get(name, name) for name in mdn_params | train_params}
     assert named <= set(params.PARAMETERS)
 

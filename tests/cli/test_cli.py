@@ -16,8 +16,18 @@ import mdn
 from mdn.cli import main
 
 _HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None  # the io extra: Parquet
-TINY = ["--set", "n_iter=60", "--set", "hidden=16", "--set", "n_mix=2", "--set", "n_models=2",
-        "--set", "random_state=0"]  # fmt: skip
+TINY = [
+    "--set",
+    "n_iter=60",
+    "--set",
+    "hidden=16",
+    "--set",
+    "n_mix=2",
+    "--set",
+    "n_models=2",
+    "--set",
+    "random_state=0",
+]
 
 
 def _table(n: int = 160, seed: int = 0) -> pd.DataFrame:
@@ -25,9 +35,16 @@ def _table(n: int = 160, seed: int = 0) -> pd.DataFrame:
     x = rng.uniform(0.001, 0.01, size=(n, 4))
     chl = np.exp(3 * np.log(x[:, 0] / x[:, 3]) + rng.normal(0, 0.2, n))
     return pd.DataFrame(
-        {"site": [f"s{i}" for i in range(n)], "Rrs_443": x[:, 0], "Rrs_490": x[:, 1],
-         "Rrs_510": x[:, 2], "Rrs_555": x[:, 3], "chl": chl, "depth": rng.uniform(1, 50, n)}
-    )  # fmt: skip
+        {
+            "site": [f"s{i}" for i in range(n)],
+            "Rrs_443": x[:, 0],
+            "Rrs_490": x[:, 1],
+            "Rrs_510": x[:, 2],
+            "Rrs_555": x[:, 3],
+            "chl": chl,
+            "depth": rng.uniform(1, 50, n),
+        }
+    )
 
 
 def run(*args: str) -> object:
@@ -67,8 +84,21 @@ def test_info(fitted):
 def test_predict_agrees_with_the_python_api(fitted):
     folder, data, model_path = fitted
     out = folder / ("pred.parquet" if _HAS_PYARROW else "pred.csv")
-    result = run("predict", model_path, data, "-o", out, "--point", "median", "--interval",
-                 "0.8", "--id", "site", "--samples", "3")  # fmt: skip
+    result = run(
+        "predict",
+        model_path,
+        data,
+        "-o",
+        out,
+        "--point",
+        "median",
+        "--interval",
+        "0.8",
+        "--id",
+        "site",
+        "--samples",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     written = pd.read_parquet(out) if _HAS_PYARROW else pd.read_csv(out)
     table = pd.read_csv(data)
@@ -111,8 +141,23 @@ def test_evaluate_agrees_with_the_metrics(fitted):
 
 def test_cv_compares_variants_and_a_baseline(fitted):
     _, data, _ = fitted
-    result = run("cv", data, "-t", "chl", "-f", "Rrs_*", "--log-target", *TINY, "--splits",
-                 "2", "--variant", "n_mix=1", "--baseline", "oc4", "--json")  # fmt: skip
+    result = run(
+        "cv",
+        data,
+        "-t",
+        "chl",
+        "-f",
+        "Rrs_*",
+        "--log-target",
+        *TINY,
+        "--splits",
+        "2",
+        "--variant",
+        "n_mix=1",
+        "--baseline",
+        "oc4",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     rows = {row["method"]: row for row in json.loads(result.stdout)}
     assert set(rows) == {"mdn", "n_mix=1", "oc4"}
@@ -132,21 +177,27 @@ def test_plot_writes_a_figure(fitted):
 BAD = {
     "unknown column": (["fit", "{data}", "-t", "nope", "-o", "{out}"], "no target column 'nope'"),
     "unknown glob": (["fit", "{data}", "-t", "chl", "-f", "B*", "-o", "{out}"], "no feature"),
-    "text column": (["fit", "{data}", "-t", "chl", "-f", "site", "-o", "{out}"],
-                    "'site' is not numeric"),
+    "text column": (
+        ["fit", "{data}", "-t", "chl", "-f", "site", "-o", "{out}"],
+        "'site' is not numeric",
+    ),
     "missing file": (["fit", "{folder}/none.csv", "-t", "chl", "-o", "{out}"], "no such file"),
-    "unknown set": (["fit", "{data}", "-t", "chl", "--set", "n_mixx=3", "-o", "{out}"],
-                    "did you mean n_mix"),
+    "unknown set": (
+        ["fit", "{data}", "-t", "chl", "--set", "n_mixx=3", "-o", "{out}"],
+        "did you mean n_mix",
+    ),
     "bad value": (["fit", "{data}", "-t", "chl", "--set", "n_mix=0", "-o", "{out}"], "n_mix"),
     "not a model": (["predict", "{data}", "{data}", "-o", "{out}"], "{data}"),
     "not a model (info)": (["info", "{data}"], "{data}"),
     "missing feature": (["predict", "{model}", "{other}", "-o", "{out}"], "Rrs_490"),
-    "bad interval": (["predict", "{model}", "{data}", "-o", "{out}", "--interval", "2"],
-                     "--interval"),
+    "bad interval": (
+        ["predict", "{model}", "{data}", "-o", "{out}", "--interval", "2"],
+        "--interval",
+    ),
     "bad output type": (["predict", "{model}", "{data}", "-o", "{folder}/x.xlsx"], ".xlsx"),
     "unknown option": (["cv", "{data}", "-t", "chl", "--quiet"], "No such option"),
     "no target": (["fit", "{data}", "-o", "{out}"], "--target"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -174,6 +225,10 @@ def test_debug_shows_the_traceback(fitted):
 
 
 def test_the_console_script_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "mdn.cli", "fit", "--help"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mdn.cli", "fit", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0 and "--log-target" in done.stdout

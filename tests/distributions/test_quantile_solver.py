@@ -144,8 +144,9 @@ def test_each_result_is_independent_of_the_batch_to_the_last_bit(threads):
     try:
         whole = marginal_quantile(w, mu, sd, q)
         for start, stop in [(0, 1), (3, 10), (5, 69), (7, 700), (1, 1400)]:
-            part = marginal_quantile(w[:, start:stop], mu[:, start:stop], sd[:, start:stop],
-                                     q[start:stop])  # fmt: skip
+            part = marginal_quantile(
+                w[:, start:stop], mu[:, start:stop], sd[:, start:stop], q[start:stop]
+            )
             assert torch.equal(part, whole[start:stop]), (start, stop)
         order = torch.randperm(m, generator=torch.Generator().manual_seed(0))
         shuffled = marginal_quantile(w[:, order], mu[:, order], sd[:, order], q[order])
@@ -190,8 +191,15 @@ def test_predict_interval_is_exact_for_a_log_target_ensemble():
     rng = np.random.default_rng(6)
     X = rng.uniform(0.5, 2.0, size=(300, 2))
     y = np.exp(X[:, 0] - X[:, 1] + 0.3 * rng.normal(size=300))
-    model = MDN(n_mix=3, hidden=(16,), n_iter=50, n_models=2, target_transform="log",
-                verbose=0, random_state=0).fit(X, y)  # fmt: skip
+    model = MDN(
+        n_mix=3,
+        hidden=(16,),
+        n_iter=50,
+        n_models=2,
+        target_transform="log",
+        verbose=0,
+        random_state=0,
+    ).fit(X, y)
     lower, upper = model.predict_interval(X[:40], coverage=0.9)
     base = model.predict_dist(X[:40]).base
     w, mu = base.weights.numpy(), base.means.numpy()[..., 0]

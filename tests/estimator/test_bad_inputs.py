@@ -449,7 +449,7 @@ def test_an_invalid_parameter_is_named_at_fit(data, name, value, error, message)
 
 def test_every_parameter_rule_of_mdn_has_a_bad_value_above():
     covered = {case.values[0] if hasattr(case, "values") else case[0] for case in BAD_PARAMS}
-    rules = set(PARAMETERS) & set(MDN._get_param_names())
+    rules = set(PARAMETERS) & set(MDN().get_params())
     assert rules - covered == set()
 
 

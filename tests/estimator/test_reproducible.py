@@ -17,8 +17,9 @@ X, Y = make_inverted_sine(300, random_state=0)
 
 
 def _fit(seed: int) -> list[torch.Tensor]:
-    model = MDN(n_models=2, hidden=(16, 16), n_iter=120, bagging=0.8, random_state=seed,
-                verbose=0).fit(X, Y)  # fmt: skip
+    model = MDN(
+        n_models=2, hidden=(16, 16), n_iter=120, bagging=0.8, random_state=seed, verbose=0
+    ).fit(X, Y)
     return [p.detach().clone() for p in model.network_.parameters()]
 
 
@@ -48,16 +49,21 @@ def test_a_fit_neither_reads_nor_moves_the_global_generator():
 def test_seeded_networks_equal_those_built_after_manual_seed():
     for covariance, n_models in (("full", None), ("diag", 3)):
         torch.manual_seed(7)
-        expected = MixtureDensityNetwork(3, 2, 2, (5, 4), covariance=covariance,
-                                         n_models=n_models)  # fmt: skip
+        expected = MixtureDensityNetwork(3, 2, 2, (5, 4), covariance=covariance, n_models=n_models)
         state = torch.random.get_rng_state()
         got = MixtureDensityNetwork.seeded(
-            torch.Generator().manual_seed(7), 3, 2, 2, (5, 4), covariance=covariance,
+            torch.Generator().manual_seed(7),
+            3,
+            2,
+            2,
+            (5, 4),
+            covariance=covariance,
             n_models=n_models,
-        )  # fmt: skip
+        )
         assert torch.equal(state, torch.random.get_rng_state())
-        for (name, p), q in zip(expected.state_dict().items(), got.state_dict().values(),
-                                strict=True):  # fmt: skip
+        for (name, p), q in zip(
+            expected.state_dict().items(), got.state_dict().values(), strict=True
+        ):
             assert torch.equal(p, q), name
 
 
@@ -90,8 +96,9 @@ def test_ctrl_c_ends_a_fit_with_the_best_weights_so_far(monkeypatch):
     from mdn.training.batches import Minibatches
 
     monkeypatch.setattr(Minibatches, "next", _CtrlC(at=230)(Minibatches.next))
-    with pytest.warns(UserWarning, match="interrupted at iteration 229 of 1000: keeping the "
-                      "weights of iteration"):  # fmt: skip
+    with pytest.warns(
+        UserWarning, match="interrupted at iteration 229 of 1000: keeping the weights of iteration"
+    ):
         model = MDN(n_models=2, hidden=(8,), n_iter=1000, verbose=0, random_state=0).fit(X, Y)
     assert model.n_iter_ == 229 and model.history_["interrupted"]
     assert model.history_["best_step"] <= 200
@@ -103,8 +110,15 @@ def test_ctrl_c_without_validation_keeps_the_last_evaluated_weights(monkeypatch)
 
     monkeypatch.setattr(Minibatches, "next", _CtrlC(at=75)(Minibatches.next))
     with pytest.warns(UserWarning, match="keeping the weights of iteration 50"):
-        model = MDN(n_models=1, hidden=(8,), n_iter=500, validation_fraction=0, ema_decay=None,
-                    verbose=0, random_state=0).fit(X, Y)  # fmt: skip
+        model = MDN(
+            n_models=1,
+            hidden=(8,),
+            n_iter=500,
+            validation_fraction=0,
+            ema_decay=None,
+            verbose=0,
+            random_state=0,
+        ).fit(X, Y)
     assert model.n_iter_ == 74
 
 

@@ -9,8 +9,12 @@ from mdn.ocean.baselines import find_band, oc4
 
 
 def test_oc4_by_hand():
-    columns = {"Rrs_443": [0.004, 0.001], "Rrs_489": [0.005, 0.002], "Rrs_510": [0.003, 0.002],
-               "Rrs_555": [0.002, 0.004]}  # fmt: skip
+    columns = {
+        "Rrs_443": [0.004, 0.001],
+        "Rrs_489": [0.005, 0.002],
+        "Rrs_510": [0.003, 0.002],
+        "Rrs_555": [0.002, 0.004],
+    }
     r = [math.log10(0.005 / 0.002), math.log10(0.002 / 0.004)]
     a = (0.3272, -2.9940, 2.7218, -1.2259, -0.5683)
     expected = [10 ** sum(c * x**i for i, c in enumerate(a)) for x in r]

@@ -11,9 +11,36 @@ from mdn.ocean import sensors, spectral
 
 GRID = np.arange(380.0, 801.0)  # 1 nm, covers every registered band
 # An irregular grid: uneven steps, some coarser than a 10 nm band
-ODD_GRID = np.array([380.0, 391, 398.5, 404, 409, 417, 430, 433, 441.5, 449, 470, 520, 560,
-                     563, 600, 640, 655, 667.5, 690, 701, 712, 740, 760, 781, 790,
-                     800])  # fmt: skip
+ODD_GRID = np.array(
+    [
+        380.0,
+        391,
+        398.5,
+        404,
+        409,
+        417,
+        430,
+        433,
+        441.5,
+        449,
+        470,
+        520,
+        560,
+        563,
+        600,
+        640,
+        655,
+        667.5,
+        690,
+        701,
+        712,
+        740,
+        760,
+        781,
+        790,
+        800,
+    ]
+)
 
 
 def _hat(grid: np.ndarray, i: int):
@@ -34,8 +61,14 @@ def test_every_sensor_is_well_formed(name):
 
 def test_published_band_sets():
     assert sensors.sensor("msi").columns() == [
-        "Rrs_443", "Rrs_492", "Rrs_560", "Rrs_665", "Rrs_704", "Rrs_741", "Rrs_783"
-    ]  # fmt: skip
+        "Rrs_443",
+        "Rrs_492",
+        "Rrs_560",
+        "Rrs_665",
+        "Rrs_704",
+        "Rrs_741",
+        "Rrs_783",
+    ]
     assert sensors.sensor("modis").columns(prefix="Rrs") == [
         f"Rrs{nm}" for nm in (412, 443, 469, 488, 531, 547, 555, 645, 667, 678)
     ]
@@ -72,8 +105,14 @@ def test_gaussian_weights_are_the_integrals_of_the_interpolant_times_the_respons
     total = norm.cdf(ODD_GRID[-1], centre, sd) - norm.cdf(ODD_GRID[0], centre, sd)
     for i in (0, 10, 11, 12, 13, 14, 25):  # the ends, and the samples near the centre
         hat = _hat(ODD_GRID, i)
-        value = quad(lambda wl, hat=hat: hat(wl) * norm.pdf(wl, centre, sd), 380, 800,
-                     points=ODD_GRID, limit=200, epsabs=1e-13)[0]  # fmt: skip
+        value = quad(
+            lambda wl, hat=hat: hat(wl) * norm.pdf(wl, centre, sd),
+            380,
+            800,
+            points=ODD_GRID,
+            limit=200,
+            epsabs=1e-13,
+        )[0]
         assert weights[i] == pytest.approx(value / total, abs=1e-10)
     # The normalised response integrates to 1 over the grid (its weights sum to 1).
     assert quad(lambda wl: norm.pdf(wl, centre, sd) / total, 380, 800, points=[centre])[
@@ -93,8 +132,13 @@ def test_a_response_table_replaces_the_gaussians():
     # Triangles on a coarse table: exact weights against scipy quadrature.
     oli = sensors.sensor("oli")
     knots = np.arange(420.0, 700.0, 2.0)
-    table = np.stack([np.clip(1 - np.abs(knots - c) / w, 0, None) for c, w in
-                      zip(oli.wavelengths, oli.fwhm, strict=True)], axis=1)  # fmt: skip
+    table = np.stack(
+        [
+            np.clip(1 - np.abs(knots - c) / w, 0, None)
+            for c, w in zip(oli.wavelengths, oli.fwhm, strict=True)
+        ],
+        axis=1,
+    )
     spectrum = np.sin(GRID / 40.0) + 2.0
     got = sensors.resample(spectrum, GRID, "oli", response=(knots, table))
     for band, column in enumerate(table.T):
@@ -102,15 +146,23 @@ def test_a_response_table_replaces_the_gaussians():
         def response(wl, column=column):
             return np.interp(wl, knots, column, left=0.0, right=0.0)
 
-        num = quad(lambda wl: np.interp(wl, GRID, spectrum) * response(wl), 380, 800,
-                   points=knots[column > 0], limit=400)[0]  # fmt: skip
+        num = quad(
+            lambda wl: np.interp(wl, GRID, spectrum) * response(wl),
+            380,
+            800,
+            points=knots[column > 0],
+            limit=400,
+        )[0]
         den = quad(response, 380, 800, points=knots[column > 0], limit=400)[0]
         assert got[band] == pytest.approx(num / den, rel=1e-6)
     # A finely tabulated Gaussian gives the Gaussian's weights.
     fine = np.arange(380.0, 800.5, 0.25)
     gaussians = norm.pdf(fine[:, None], oli.wavelengths, oli.fwhm * spectral.FWHM_TO_SD)
-    np.testing.assert_allclose(sensors.band_weights(GRID, "oli", response=(fine, gaussians)),
-                               sensors.band_weights(GRID, "oli"), atol=2e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        sensors.band_weights(GRID, "oli", response=(fine, gaussians)),
+        sensors.band_weights(GRID, "oli"),
+        atol=2e-5,
+    )
 
 
 def test_a_response_table_must_fit_the_sensor():
@@ -180,8 +232,9 @@ def test_band_wavelengths_are_read_from_names():
 def test_nearest_bands_match_within_the_tolerance_or_name_the_missing_ones():
     msi, olci = sensors.sensor("msi"), sensors.sensor("olci")
     index = sensors.nearest_bands(msi.wavelengths, olci.columns(), tolerance_nm=15)
-    np.testing.assert_array_equal(olci.wavelengths[index], [442.5, 490, 560, 665, 708.75,
-                                                            753.75, 778.75])  # fmt: skip
+    np.testing.assert_array_equal(
+        olci.wavelengths[index], [442.5, 490, 560, 665, 708.75, 753.75, 778.75]
+    )
     with pytest.raises(ValueError, match=r"^1 band\(s\).*within 10 nm: 740.5 nm: nearest Rrs_754"):
         sensors.nearest_bands(msi.wavelengths, olci.columns(), 10)
     with pytest.raises(

@@ -108,15 +108,17 @@ def test_bands_average_the_forward_model_under_their_responses():
     # OCI's 5 nm band at 560 nm is within 0.2 % of R_rs at 560 nm by the formulas.
     X, y = simulate_ocean_colour(50, "oci", random_state=3, noise=(0, 0), variability=0)
     at_560 = optics.remote_sensing_reflectance([560.0], *y.T)[:, 0]
-    np.testing.assert_allclose(X[:, sensors.sensor("oci").columns().index("Rrs_560")], at_560,
-                               rtol=2e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        X[:, sensors.sensor("oci").columns().index("Rrs_560")], at_560, rtol=2e-3
+    )
 
 
 @pytest.fixture(scope="module")
 def seawifs_and_msi():
     # The same seed draws the same waters: only the bands differ.
-    return [simulate_ocean_colour(20_000, s, random_state=0, noise=(0, 0)) for s in
-            ("seawifs", "msi")]  # fmt: skip
+    return [
+        simulate_ocean_colour(20_000, s, random_state=0, noise=(0, 0)) for s in ("seawifs", "msi")
+    ]
 
 
 def test_concentrations_follow_the_stated_log_normals(seawifs_and_msi):

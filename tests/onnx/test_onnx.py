@@ -66,9 +66,18 @@ def case(request, tmp_path_factory):
     if transform == "log":
         y = np.exp(0.25 * (y - y.mean(0)))  # log-space spread of about 1
     y = y[:, :d] if d > 1 else y[:, 0]
-    model = MDN(n_mix=3, hidden=(16,), n_iter=30, n_models=members, covariance=covariance,
-                target_transform=transform, recalibrate=False, combine="median",
-                verbose=0, random_state=0).fit(X, y)  # fmt: skip
+    model = MDN(
+        n_mix=3,
+        hidden=(16,),
+        n_iter=30,
+        n_models=members,
+        covariance=covariance,
+        target_transform=transform,
+        recalibrate=False,
+        combine="median",
+        verbose=0,
+        random_state=0,
+    ).fit(X, y)
     # Every recalibration path of the graph, whatever a fit on 200 rows would choose.
     model.__dict__.update(zip(RECALIBRATION, recalibration, strict=True))
     folder = tmp_path_factory.mktemp(request.param)
@@ -76,8 +85,9 @@ def case(request, tmp_path_factory):
     if how == "cli":
         model.save(folder / "model.safetensors")
         model = mdn.load(folder / "model.safetensors")
-        result = CliRunner().invoke(main, ["export", str(folder / "model.safetensors"), "-o",
-                                           str(path)])  # fmt: skip
+        result = CliRunner().invoke(
+            main, ["export", str(folder / "model.safetensors"), "-o", str(path)]
+        )
         assert result.exit_code == 0, result.output
     else:
         model.export_onnx(path)
@@ -166,8 +176,11 @@ def test_the_default_point_is_the_models(case):
 def test_intervals_equal_mdn(case):
     model, _, predictor, X, _ = case
     for coverage in (0.5, 0.95):
-        for got, want in zip(predictor.predict_interval(X, coverage),
-                             model.predict_interval(X, coverage), strict=True):  # fmt: skip
+        for got, want in zip(
+            predictor.predict_interval(X, coverage),
+            model.predict_interval(X, coverage),
+            strict=True,
+        ):
             _close(got, want, _spread(model))
 
 
@@ -257,9 +270,13 @@ def test_files_of_format_1_predict_what_they_did(covariance):
         expected = dict(stored)
     X = pd.DataFrame(expected["X"], columns=["a", "b"])
     lower, upper = predictor.predict_interval(X, 0.8)
-    for name, got in (("mean", predictor.predict(X, "mean")), ("top", predictor.predict(X, "top")),
-                      ("lower", lower), ("upper", upper),
-                      ("log_prob", predictor.log_prob(X, expected["y"]))):  # fmt: skip
+    for name, got in (
+        ("mean", predictor.predict(X, "mean")),
+        ("top", predictor.predict(X, "top")),
+        ("lower", lower),
+        ("upper", upper),
+        ("log_prob", predictor.log_prob(X, expected["y"])),
+    ):
         np.testing.assert_allclose(np.asarray(got), expected[name], rtol=1e-9, atol=1e-9)
 
 
@@ -321,10 +338,11 @@ def test_bad_inputs_are_named(case, tmp_path):
 def test_an_onnx_file_not_written_by_mdn_is_refused(tmp_path):
     tensor = onnx.helper.make_tensor_value_info
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Identity", ["X"], ["Y"])], "plain",
+        [onnx.helper.make_node("Identity", ["X"], ["Y"])],
+        "plain",
         [tensor("X", onnx.TensorProto.DOUBLE, ["n", 2])],
         [tensor("Y", onnx.TensorProto.DOUBLE, ["n", 2])],
-    )  # fmt: skip
+    )
     onnx.save_model(onnx.helper.make_model(graph), tmp_path / "plain.onnx")
     with pytest.raises(ValueError, match="not an ONNX file written by mdn"):
         OnnxPredictor(tmp_path / "plain.onnx")
@@ -337,8 +355,9 @@ def test_an_onnx_file_not_written_by_mdn_is_refused(tmp_path):
 def test_normal_cdf_and_quantile_match_scipy():
     u = np.concatenate([np.linspace(-37, 8, 20001), [0.0, -1e-8, 1e-8]])
     np.testing.assert_allclose(ndtr(u), special.ndtr(u), rtol=1e-12, atol=0)
-    p = np.concatenate([np.logspace(-300, -1, 2000), np.linspace(0.01, 0.99, 2001),
-                        1 - np.logspace(-15, -1, 200)])  # fmt: skip
+    p = np.concatenate(
+        [np.logspace(-300, -1, 2000), np.linspace(0.01, 0.99, 2001), 1 - np.logspace(-15, -1, 200)]
+    )
     np.testing.assert_allclose(ndtri(p), special.ndtri(p), rtol=1e-11, atol=1e-14)
     assert ndtri(np.array(0.5)) == 0.0
 

@@ -88,8 +88,7 @@ def test_predict_equals_row_by_row(msi_model_file):
     out = out.compute()
     rows = _rows(scene, valid)
     lower, upper = model.predict_interval(rows, coverage=0.8)
-    expected = {"chl": model.predict(rows, point="median"), "chl_lower": lower,
-                "chl_upper": upper}  # fmt: skip
+    expected = {"chl": model.predict(rows, point="median"), "chl_lower": lower, "chl_upper": upper}
     for name, values in expected.items():
         got = out[name].values.reshape(-1)
         assert np.array_equal(np.isnan(got), ~valid), name  # NaN where masked, nowhere else
@@ -236,8 +235,12 @@ def test_seadas(tmp_path, values, store):
         zarr.consolidate_metadata(str(path))
     scene = raster.open_scene(path)
     assert scene.attrs["mdn_layout"] == "seadas" and scene.attrs["instrument"] == "MODIS"
-    assert raster.scene_bands(scene) == {"Rrs_412": 412, "Rrs_443": 443, "Rrs_488": 488,
-                                         "Rrs_555": 555}  # fmt: skip
+    assert raster.scene_bands(scene) == {
+        "Rrs_412": 412,
+        "Rrs_443": 443,
+        "Rrs_488": 488,
+        "Rrs_555": 555,
+    }
     np.testing.assert_array_equal(scene["Rrs_488"].values, values[2])
     np.testing.assert_array_equal(scene["latitude"].values, values[0] + 40)
 
@@ -246,13 +249,16 @@ def test_seadas(tmp_path, values, store):
     "names, attrs, factor, layout",
     [
         (["Rrs_443", "Rrs_492", "Rrs_560", "Rrs_665"], {"generated_by": "ACOLITE"}, 1, "acolite"),
-        (["rhow_443", "rhow_492", "rhow_560", "rhow_665"], {"generated_by": "ACOLITE"}, math.pi,
-         "acolite"),
-        (["Rw443", "Rw490", "Rw560", "Rw665"], {"processor": "POLYMER v4.17"}, math.pi,
-         "polymer"),
+        (
+            ["rhow_443", "rhow_492", "rhow_560", "rhow_665"],
+            {"generated_by": "ACOLITE"},
+            math.pi,
+            "acolite",
+        ),
+        (["Rw443", "Rw490", "Rw560", "Rw665"], {"processor": "POLYMER v4.17"}, math.pi, "polymer"),
         (["Rrs_443", "Rrs_490", "Rrs_560", "Rrs_665"], {}, 1, "xarray"),
     ],
-)  # fmt: skip
+)
 def test_acolite_polymer_and_named_bands(tmp_path, values, names, attrs, factor, layout):
     dataset = _bands(values * np.float32(factor), names)
     dataset["l2_flags"] = (("y", "x"), np.zeros((3, 5), np.int32))
@@ -276,8 +282,12 @@ def test_band_dimension(tmp_path, values):
     )
     for given in (cube, cube["Rrs"]):
         scene = raster.open_scene(given)
-        assert raster.scene_bands(scene) == {"Rrs_412.5": 412.5, "Rrs_442.5": 442.5,
-                                             "Rrs_490": 490, "Rrs_560": 560}  # fmt: skip
+        assert raster.scene_bands(scene) == {
+            "Rrs_412.5": 412.5,
+            "Rrs_442.5": 442.5,
+            "Rrs_490": 490,
+            "Rrs_560": 560,
+        }
         np.testing.assert_array_equal(scene["Rrs_490"].values, values[2])
     cube.to_zarr(tmp_path / "cube.zarr", zarr_format=2)
     assert list(raster.open_scene(tmp_path / "cube.zarr").data_vars)[1] == "Rrs_442.5"
@@ -294,10 +304,16 @@ def _olci_scene(shape=(4, 6)) -> xr.Dataset:
     """OLCI's bands, named as SeaDAS names them, with their exact centres as attributes."""
     rng = np.random.default_rng(5)
     olci = sensors.sensor("olci")
-    return xr.Dataset({
-        f"Rrs_{b.label}": (("y", "x"), rng.uniform(0.001, 0.02, shape), {"wavelength": b.centre})
-        for b in olci.bands
-    })  # fmt: skip
+    return xr.Dataset(
+        {
+            f"Rrs_{b.label}": (
+                ("y", "x"),
+                rng.uniform(0.001, 0.02, shape),
+                {"wavelength": b.centre},
+            )
+            for b in olci.bands
+        }
+    )
 
 
 def test_msi_model_on_an_olci_scene(msi_model_file):
@@ -305,12 +321,15 @@ def test_msi_model_on_an_olci_scene(msi_model_file):
     with pytest.raises(ValueError, match=r"feature\(s\) Rrs_741 \(nearest Rrs_754, 12.75 nm"):
         raster.predict(msi_model_file, scene)  # MSI's 740.5 nm band has no OLCI twin
     out = raster.predict(msi_model_file, scene, tolerance_nm=14)
-    assert out.attrs["mdn_bands"] == ("Rrs_443=Rrs_443, Rrs_492=Rrs_490, Rrs_560=Rrs_560, "
-                                      "Rrs_665=Rrs_665, Rrs_704=Rrs_709, Rrs_741=Rrs_754, "
-                                      "Rrs_783=Rrs_779")  # fmt: skip
+    assert out.attrs["mdn_bands"] == (
+        "Rrs_443=Rrs_443, Rrs_492=Rrs_490, Rrs_560=Rrs_560, "
+        "Rrs_665=Rrs_665, Rrs_704=Rrs_709, Rrs_741=Rrs_754, "
+        "Rrs_783=Rrs_779"
+    )
     chosen = ["Rrs_443", "Rrs_490", "Rrs_560", "Rrs_665", "Rrs_709", "Rrs_754", "Rrs_779"]
-    rows = pd.DataFrame(np.stack([scene[b].values.reshape(-1) for b in chosen], 1),
-                        columns=FEATURES)  # fmt: skip
+    rows = pd.DataFrame(
+        np.stack([scene[b].values.reshape(-1) for b in chosen], 1), columns=FEATURES
+    )
     expected = MDN.load(msi_model_file).predict(rows)
     np.testing.assert_allclose(out["chl"].values.reshape(-1), expected, rtol=RTOL)
     by_hand = raster.predict(msi_model_file, scene, bands={"Rrs_741": "Rrs_754"}).compute()
@@ -410,10 +429,14 @@ def test_flag_masks_by_name():
     def flags(dtype, masks, meanings):
         return (("y",), np.zeros(2, dtype), {"flag_masks": masks, "flag_meanings": meanings})
 
-    scene = xr.Dataset({"a": flags(np.int32, [1, 4], "LAND CLOUD"),
-                        "b": flags(np.uint8, [2], "GLINT"),
-                        "c": flags(np.float32, [1], "FLOAT"),  # not a flag variable
-                        "d": flags(np.int16, [1, 2], "ONE")})  # fmt: skip
+    scene = xr.Dataset(
+        {
+            "a": flags(np.int32, [1, 4], "LAND CLOUD"),
+            "b": flags(np.uint8, [2], "GLINT"),
+            "c": flags(np.float32, [1], "FLOAT"),  # not a flag variable
+            "d": flags(np.int16, [1, 2], "ONE"),
+        }
+    )
     assert flag_variables(scene) == {"a": {"LAND": 1, "CLOUD": 4}, "b": {"GLINT": 2}}
     assert flag_mask(scene, ["cloud", "LAND"]) == ("a", 5)
     with pytest.raises(ValueError, match="lie in different variables; name flags of one"):
@@ -508,8 +531,9 @@ def test_geotiff_output(tmp_path, msi_model_file):
     swath = cf.drop_vars("crs").rename(y="line", x="pixel")
     with pytest.raises(ValueError, match=r"outputs lie on \('line', 'pixel'\): write .nc"):
         raster.write_scene(raster.predict(msi_model_file, swath), tmp_path / "chl.tif")
-    np.testing.assert_array_equal(rioxarray.open_rasterio(tmp_path / "chl.tif").values[0],
-                                  out["chl"].values)  # fmt: skip
+    np.testing.assert_array_equal(
+        rioxarray.open_rasterio(tmp_path / "chl.tif").values[0], out["chl"].values
+    )
 
 
 def test_a_zarr_scene_s_json_attributes_in_netcdf(tmp_path, msi_model_file):

@@ -69,11 +69,13 @@ def _seadas(path, cube: np.ndarray, control_points: int) -> np.ndarray:
     geo["l2_flags"] = (LINES, np.zeros(cube.shape[1:], np.int32))
     latitude = 40 + np.arange(lines * control_points, dtype=np.float32).reshape(lines, -1) / 100
     nav_dims = ("number_of_lines", "pixel_control_points")
-    navigation = xr.Dataset({
-        "latitude": (nav_dims, latitude),
-        "longitude": (nav_dims, latitude - 37),
-        "cntl_pt_cols": (("pixel_control_points",), np.arange(1, control_points + 1)),
-    })  # fmt: skip
+    navigation = xr.Dataset(
+        {
+            "latitude": (nav_dims, latitude),
+            "longitude": (nav_dims, latitude - 37),
+            "cntl_pt_cols": (("pixel_control_points",), np.arange(1, control_points + 1)),
+        }
+    )
     _write(xr.Dataset(attrs={"title": "S2A MSI Level-2", "instrument": "MSI"}), path, mode="w")
     _write(geo, path, "geophysical_data", {b: SCALED_OFFSET for b in FEATURES})
     _write(navigation, path, "navigation_data")
@@ -112,7 +114,7 @@ def test_seadas_subsampled_control_points_are_left_out(tmp_path):
         ("Rrs_", 1.0, {"generated_by": "ACOLITE"}, ("lat", "lon"), "acolite"),
         ("Rrs_", 1.0, {}, ("nav_lat", "nav_lon"), "xarray"),  # by standard_name
     ],
-)  # fmt: skip
+)
 def test_latitude_longitude_variables_become_coordinates(
     tmp_path, msi_model_file, prefix, factor, attrs, names, layout
 ):
@@ -189,8 +191,9 @@ def test_band_numbers_with_a_wavelength_coordinate(msi_model_file, coordinate, u
 
 
 def test_band_numbers_alone_are_refused():
-    cube = xr.Dataset({"Rrs": (("band", "y", "x"), _cube((3, 4)))},
-                      coords={"band": np.arange(1, 8)})  # fmt: skip
+    cube = xr.Dataset(
+        {"Rrs": (("band", "y", "x"), _cube((3, 4)))}, coords={"band": np.arange(1, 8)}
+    )
     with pytest.raises(ValueError, match=r"'band' holds \[1, 2.*assign_coords\(band="):
         raster.open_scene(cube)
     in_micrometres = cube.assign_coords(wavelength=("band", np.array(WAVELENGTHS) / 1000))
@@ -203,11 +206,13 @@ def test_pace_oci_rrs_on_wavelength_3d(tmp_path, msi_model_file):
     wavelengths = [413.0, *WAVELENGTHS]  # one band more than the model takes
     cube = np.concatenate([_cube()[:1] * 1.1, _cube()])
     dims = (*LINES, "wavelength_3d")
-    geo = xr.Dataset({
-        "Rrs": (dims, np.moveaxis(cube, 0, -1), {"units": "sr^-1"}),
-        "Rrs_unc": (dims, np.moveaxis(cube, 0, -1) / 10),
-        "l2_flags": (LINES, np.zeros(cube.shape[1:], np.int32)),
-    })  # fmt: skip
+    geo = xr.Dataset(
+        {
+            "Rrs": (dims, np.moveaxis(cube, 0, -1), {"units": "sr^-1"}),
+            "Rrs_unc": (dims, np.moveaxis(cube, 0, -1) / 10),
+            "l2_flags": (LINES, np.zeros(cube.shape[1:], np.int32)),
+        }
+    )
     latitude = np.full(cube.shape[1:], 30.0, np.float32)
     navigation = xr.Dataset({"latitude": (LINES, latitude), "longitude": (LINES, latitude)})
     parameters = xr.Dataset(
@@ -233,8 +238,12 @@ def test_pace_oci_rrs_on_wavelength_3d(tmp_path, msi_model_file):
 
 
 def test_an_unknown_band_dimension_is_named():
-    cube = xr.Dataset({"Rrs": (("y", "x", "channel"), np.ones((2, 3, 4))),
-                       "flags": (("y", "x"), np.zeros((2, 3)))})  # fmt: skip
+    cube = xr.Dataset(
+        {
+            "Rrs": (("y", "x", "channel"), np.ones((2, 3, 4))),
+            "flags": (("y", "x"), np.zeros((2, 3))),
+        }
+    )
     with pytest.raises(ValueError, match=r"found Rrs\('y', 'x', 'channel'\), flags\('y', 'x'\)"):
         raster.open_scene(cube)
     with pytest.raises(ValueError, match=r"without wavelengths.*wavelength_3d="):
