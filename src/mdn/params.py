@@ -97,8 +97,10 @@ class Probability:
     """A probability strictly between 0 and 1 (a coverage)."""
 
     def check(self, name: str, value: object) -> None:
+        if getattr(value, "shape", None) == () and not isinstance(value, bool):
+            value = value.item() if hasattr(value, "item") else value  # a 0-d array
         if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 < value < 1):
-            raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+            raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -228,9 +230,15 @@ PARAMETERS: dict[str, object] = {
 }
 
 #: The names the methods give their arguments where the table's differ: ``predict(X,
-#: point=...)`` takes a point estimate or None (the model's), not ``MDN``'s "auto", and
-#: ``GaussianMixture.sample(n)`` a number of draws.
-METHOD_ALIASES = {"point": "point_estimate", "n": "n_samples"}
+#: point=...)`` takes a point estimate or None (the model's), not ``MDN``'s "auto";
+#: ``GaussianMixture.sample(n)`` a number of draws; a scene's ``interval`` is a coverage and
+#: its ``torch_threads`` a thread count.
+METHOD_ALIASES = {
+    "point": "point_estimate",
+    "n": "n_samples",
+    "interval": "coverage",
+    "torch_threads": "n_threads",
+}
 
 #: ``train``'s names for the estimator's parameters where they differ.
 ALIASES = {"batch_size": "batch"}
@@ -253,7 +261,7 @@ def validate(name: str, value: object) -> None:
     PARAMETERS[ALIASES.get(name, name)].check(name, value)
 
 
-def validate_argument(name: str, value: object) -> None:
+def validate_argument(name: str, value: object, label: str | None = None) -> None:
     """Check a method's argument ``value`` against the rule of its name.
 
     Parameters
@@ -261,13 +269,16 @@ def validate_argument(name: str, value: object) -> None:
     name : str
         The argument's name: a key of ``PARAMETERS`` or of ``METHOD_ALIASES``.
     value : object
+    label : str, optional
+        How the message names the argument where it is not ``name`` (a command-line
+        option such as ``--interval``).
 
     Raises
     ------
     ValueError
         Naming the argument, what it must be, and the value it got.
     """
-    PARAMETERS[METHOD_ALIASES.get(name, name)].check(name, value)
+    PARAMETERS[METHOD_ALIASES.get(name, name)].check(label or name, value)
 
 
 def validate_all(params: Mapping[str, object]) -> None:

@@ -203,3 +203,38 @@ def test_mixed_libraries_and_to_are_refused():
         )
     with pytest.raises(TypeError, match="to\\(\\) moves torch tensors"):
         numpy_mixture.to(torch.float32)
+
+
+def test_numpy_mixtures_sample_from_seeds_and_torch_ones_from_generators_only():
+    torch_mixture, numpy_mixture = _pair("full", 2)
+    np.testing.assert_array_equal(numpy_mixture.sample(3, 0), numpy_mixture.sample(3, 0))
+    assert numpy_mixture.sample(3).shape == (3, 3, 2, 2)  # fresh entropy
+    with pytest.raises(TypeError, match=r"torch\.Generator or None"):
+        torch_mixture.sample(3, np.random.default_rng(0))
+
+
+def test_numpy_kernels_keep_a_float32_mixture_in_float32():
+    arrays = [a.astype(np.float32) for a in _parameters("diag", 2)]
+    mixture = GaussianMixture(*arrays, "diag")
+    points = _points(2).astype(np.float32)
+    for values in (mixture.cdf(points), mixture.log_prob(points), mixture.quantile(0.3)):
+        assert values.dtype == np.float32
+
+
+@pytest.mark.parametrize("library", ["torch", "numpy"])
+def test_diagonal_covariances_are_zero_off_the_diagonal_even_for_infinite_variances(library):
+    std = np.array([[[1e20, 1.0]]], dtype=np.float32)  # float32: the variance overflows
+    arrays = (np.zeros((1, 1), np.float32), np.zeros((1, 1, 2), np.float32), 1.0 / std)
+    if library == "torch":
+        arrays = tuple(torch.tensor(a) for a in arrays)
+    with np.errstate(over="ignore"):  # NumPy says so where float32 overflows; torch does not
+        matrices = np.asarray(GaussianMixture(*arrays, "diag").component_covariance_matrices())
+    assert matrices[0, 0, 0, 1] == matrices[0, 0, 1, 0] == 0.0
+    assert np.isinf(matrices[0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("coverage", [torch.tensor(0.8), np.array(0.8), np.float32(0.8)])
+def test_a_coverage_may_be_a_zero_dimensional_array(coverage):
+    torch_mixture, _ = _pair("diag", 2)
+    lower = torch_mixture.interval(coverage)[0]
+    np.testing.assert_allclose(lower.numpy(), torch_mixture.interval(0.8)[0].numpy(), rtol=1e-6)

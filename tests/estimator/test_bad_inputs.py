@@ -471,7 +471,9 @@ def test_an_invalid_point_is_named(model, data, method, point):
 
 @pytest.mark.parametrize("coverage", [0, 1, 1.5, "0.9", math.nan, True, -0.1, None])
 def test_an_invalid_coverage_is_named(model, data, coverage):
-    message = rf"coverage must lie strictly between 0 and 1, got {re.escape(repr(coverage))}"
+    message = (
+        rf"coverage must be a number strictly between 0 and 1, got {re.escape(repr(coverage))}"
+    )
     with pytest.raises(ValueError, match=message):
         model.predict_interval(data[0], coverage=coverage)
 

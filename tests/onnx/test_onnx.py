@@ -276,6 +276,7 @@ def test_files_of_format_1_predict_what_they_did(covariance):
         ("lower", lower),
         ("upper", upper),
         ("log_prob", predictor.log_prob(X, expected["y"])),
+        ("sample", predictor.sample(X, n_samples=3, random_state=0)),  # the same draws
     ):
         np.testing.assert_allclose(np.asarray(got), expected[name], rtol=1e-9, atol=1e-9)
 

@@ -447,7 +447,7 @@ def test_flag_masks_by_name():
 
 def test_bad_settings(msi_model_file):
     scene, _ = _scene(shape=(6, 7))
-    with pytest.raises(ValueError, match="interval must lie strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="interval must be a number strictly between 0 and 1"):
         raster.predict(msi_model_file, scene, interval=1.0)
     with pytest.raises(ValueError, match="point must be one of"):
         raster.predict(msi_model_file, scene, point="best")

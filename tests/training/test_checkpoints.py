@@ -84,3 +84,22 @@ def test_a_damaged_checkpoint_starts_afresh_with_a_warning(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="not a readable checkpoint"):
         MDN(checkpoint=path, **{**SETTINGS, "n_models": 1, "n_iter": 50}).fit(X, Y)
+
+
+def test_the_fallback_optimiser_restores_its_moments_beside_each_parameter(monkeypatch):
+    """A checkpoint's tensors come from the CPU; where the fused kernel is missing (as on some
+    accelerators), torch's Adam must hold them on the parameters' device ('meta' stands in)."""
+    import mdn.training.optimizer as optimizer
+
+    monkeypatch.setattr(optimizer, "fused_adam_available", lambda device, dtype: False)
+    layer = torch.nn.Linear(2, 1, device="meta")
+    adam = optimizer.Adam(layer, 1e-3, 0.0)
+    assert adam.fallback is not None
+    stored = []
+    for p in layer.parameters():
+        stored += [torch.zeros(p.shape), torch.ones(p.shape), torch.tensor(3.0)]
+    adam.load_state_dict({"tensors": stored, "lr": [1e-3]})
+    for p in layer.parameters():
+        state = adam.fallback.state[p]
+        assert state["exp_avg"].device == state["exp_avg_sq"].device == p.device
+        assert float(state["step"]) == 3.0

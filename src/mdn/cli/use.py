@@ -12,7 +12,7 @@ from mdn.cli.report import print_table
 from mdn.cli.tables import check_output_path, read_table, write_table
 from mdn.estimator.prediction import n_members, resolved_point
 from mdn.metrics import per_target
-from mdn.params import POINTS
+from mdn.params import POINTS, validate_argument
 from mdn.tensor_files import read_model_file
 
 __all__ = ["evaluate", "info", "predict"]
@@ -60,8 +60,8 @@ def predict(model_file, data, output, point, interval, samples, seed, id_columns
       mdn predict chl.safetensors pixels.parquet -o out.parquet --point median --samples 20
     """
     output = check_output_path(output)
-    if interval is not None and not 0 < interval < 1:
-        raise ValueError(f"--interval must lie strictly between 0 and 1, got {interval}")
+    if interval is not None:
+        validate_argument("interval", interval, label="--interval")
     if samples < 0:
         raise ValueError(f"--samples must be >= 0, got {samples}")
     model, table = load_model(model_file), read_table(data)

@@ -262,6 +262,20 @@ class Kernels(Protocol):
         array
         """
 
+    def generator(self, source: Any) -> Any:
+        """The random generator that ``source`` names, for the draws of one call.
+
+        Parameters
+        ----------
+        source : generator, seed or None
+            torch: a ``torch.Generator`` or None (torch's global one); NumPy: anything
+            ``numpy.random.default_rng`` takes (None: fresh entropy).
+
+        Returns
+        -------
+        the library's generator, or None for torch's global one
+        """
+
     def draw_components(self, weights: Any, n: int, generator: Any) -> Any:
         """Component indices drawn with replacement.
 

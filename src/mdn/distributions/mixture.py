@@ -290,7 +290,8 @@ class GaussianMixture:
         if self.covariance_type == "full":
             scale_tril = self._scale_tril
             return scale_tril @ self._xp.matrix_transpose(scale_tril)
-        return self._xp.square(self._component_std)[..., None] * self._eye()
+        eye = self._xp.astype(self._eye(), self._xp.bool)
+        return self._xp.where(eye, self._xp.square(self._component_std)[..., None], 0.0)
 
     def __len__(self) -> int:
         if not self.batch_shape:
@@ -437,9 +438,9 @@ class GaussianMixture:
         ----------
         n : int
             Draws per mixture, at least 1.
-        generator : torch.Generator or numpy.random.Generator, optional
-            Source of randomness: a torch generator (torch's global one when None) for
-            torch tensors, a NumPy generator (required) for NumPy arrays.
+        generator : torch.Generator, numpy.random.Generator, seed or None, optional
+            Source of randomness: for torch tensors a torch generator (torch's global one
+            when None); for NumPy arrays anything ``numpy.random.default_rng`` takes.
 
         Returns
         -------
@@ -447,6 +448,7 @@ class GaussianMixture:
         """
         params.validate_argument("n", n)
         kernels, xp = self._kernels, self._xp
+        generator = kernels.generator(generator)
         batch, k, d = self.batch_shape, self.n_components, self.n_dims
         with kernels.no_grad():
             flat_weights = xp.reshape(self.weights, (-1, k))

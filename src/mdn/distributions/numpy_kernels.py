@@ -68,12 +68,13 @@ def ndtr(u: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``Phi(u)``, the shape of ``u``.
+        ``Phi(u)``, the shape and (floating-point) dtype of ``u``, computed in float64.
     """
-    u = np.asarray(u, dtype=np.float64)
+    u = np.asarray(u)
     with np.errstate(over="ignore"):
-        tail = 0.5 * _erfc_nonnegative(np.abs(u) / math.sqrt(2.0))
-    return np.where(u < 0, tail, 1.0 - tail)
+        tail = 0.5 * _erfc_nonnegative(np.abs(u).astype(np.float64) / math.sqrt(2.0))
+    values = np.where(u < 0, tail, 1.0 - tail)
+    return values.astype(u.dtype, copy=False) if u.dtype.kind == "f" else values
 
 
 def ndtri(p: np.ndarray) -> np.ndarray:
@@ -194,11 +195,17 @@ class NumpyKernels:
         return np.asarray(values, dtype=dtype)
 
     @staticmethod
+    def generator(source: object) -> np.random.Generator:
+        return np.random.default_rng(source)
+
+    @staticmethod
     def draw_components(weights: np.ndarray, n: int, generator: np.random.Generator) -> np.ndarray:
         cumulative = np.cumsum(weights, axis=-1)  # [M, K]
-        draws = generator.random((len(weights), n, 1)) * cumulative[:, None, -1:]
-        chosen = np.sum(cumulative[:, None, :] < draws, axis=-1)  # [M, n]
-        return np.minimum(chosen, weights.shape[-1] - 1)
+        # Drawn draw-major, (n, M), as NumPy mixtures always drew: the same seed, the same
+        # components.
+        draws = generator.random((n, len(weights), 1)) * cumulative[:, -1:]
+        chosen = np.minimum(np.sum(cumulative < draws, axis=-1), weights.shape[-1] - 1)
+        return chosen.T  # [M, n]
 
     @staticmethod
     def standard_normal(

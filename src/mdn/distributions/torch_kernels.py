@@ -72,6 +72,15 @@ class TorchKernels:
         return torch.as_tensor(values, dtype=dtype, device=device)
 
     @staticmethod
+    def generator(source: torch.Generator | None) -> torch.Generator | None:
+        if source is not None and not isinstance(source, torch.Generator):
+            raise TypeError(
+                f"a mixture of torch tensors samples with a torch.Generator or None, got "
+                f"{type(source).__name__}"
+            )
+        return source
+
+    @staticmethod
     def draw_components(weights: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         return torch.multinomial(weights, n, replacement=True, generator=generator)
 

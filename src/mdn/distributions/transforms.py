@@ -224,7 +224,8 @@ class LogGaussianMixture:
         Parameters
         ----------
         n : int
-        generator : torch.Generator or numpy.random.Generator, optional
+        generator : torch.Generator, numpy.random.Generator, seed or None, optional
+            As in ``GaussianMixture.sample``.
 
         Returns
         -------

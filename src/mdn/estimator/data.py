@@ -113,7 +113,7 @@ def drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
             f"{int(unobserved.sum())} of {len(y)} rows have every target missing "
             "(NaN) and were dropped",
             UserWarning,
-            stacklevel=4,  # the caller of MDN.fit
+            stacklevel=5,  # the caller of MDN.fit
         )
     return X[~unobserved], y[~unobserved]
 

@@ -163,11 +163,11 @@ class MDN(RegressorMixin, BaseEstimator):
         ``predict_dist``, ``predict_interval``, ``log_prob``, ``score``, ``sample`` and the
         "mixture" combine, not the members' own estimates. True fits the first two, keeping
         each only where the Bayesian information criterion asks for it. "scale" fits
-        ``component_scale_`` alone, pulled towards 1 by a prior
-        (``mdn.distributions.calibration.SCALE_PRIOR_SD``) the more the fewer the rows (those rows also
+        ``component_scale_`` alone, pulled towards 1 by a prior (``SCALE_PRIOR_SD`` of
+        ``mdn.distributions.calibration``) the more the fewer the rows (those rows also
         chose the best weights, so they flatter the model), and then ``tail_weight_`` by
-        maximum likelihood. "auto" does "scale" below ``mdn.distributions.calibration.AUTO_MIN_ROWS``
-        (500) validation rows and True from there: on fewer rows BIC's choice followed their
+        maximum likelihood. "auto" does "scale" below ``AUTO_MIN_ROWS`` (500) validation
+        rows and True from there: on fewer rows BIC's choice followed their
         noise (benchmarks/README.md). No effect without validation rows.
     random_state : int, RandomState or None, default=None
         Seeds the initial weights, the validation split and the minibatch order.

@@ -276,7 +276,7 @@ def _params_from_json(params: dict) -> dict:
                 "rebuild; its fitted scaling is restored exactly, but set "
                 f"{key} again before refitting",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # the caller of MDN.load
             )
             out[key] = value.get("description")
     return out

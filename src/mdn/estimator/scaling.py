@@ -166,7 +166,7 @@ def _keep_tiny_spreads(scaling: AffineScaling, data: np.ndarray, name: str) -> A
         f"({', '.join(f'{v:.3g}' for v in spread[lost])}) for none; they are standardised "
         "instead, so that the network sees them vary",
         UserWarning,
-        stacklevel=4,  # the caller of MDN.fit
+        stacklevel=6,  # the caller of MDN.fit
     )
     shift, scale = scaling.shift.copy(), scaling.scale.copy()
     shift[lost] = np.nanmean(data[:, lost], axis=0)
@@ -200,5 +200,5 @@ def warn_if_outliers_dominate(data: np.ndarray, name: str) -> None:
             "(outliers?), so standard scaling lets a few values set the units of every "
             f"prediction and widen every interval; use {name}='robust', or check those values",
             UserWarning,
-            stacklevel=3,  # the caller of MDN.fit
+            stacklevel=5,  # the caller of MDN.fit
         )

@@ -29,6 +29,7 @@ from mdn.estimator.prediction import (
     predictive,
     resolved_point,
 )
+from mdn.params import validate_argument
 from mdn.runtime import denormals_flushed
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ def predict_pixels(
         float64; see the module's description for the spreads.
     """
     point = resolved_point(model, point)
-    if not 0 < coverage < 1:
-        raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+    validate_argument("coverage", coverage)
     if len(X) == 0:
         return np.empty((len(FIELDS), 0, model.n_outputs_))
     model = _positional(model)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mdn.estimator.prediction import resolved_point
+from mdn.params import validate_argument
 from mdn.raster.bands import DEFAULT_TOLERANCE_NM, match_bands, scene_bands
 from mdn.raster.flags import flag_mask
 from mdn.raster.metadata import (
@@ -116,10 +117,8 @@ def output_names(targets: Sequence[str]) -> list[str]:
 
 
 def _check(interval: float, threads: int | None) -> None:
-    if not (isinstance(interval, numbers.Real) and 0 < interval < 1):
-        raise ValueError(f"interval must lie strictly between 0 and 1, got {interval!r}")
-    if threads is not None and not (isinstance(threads, int) and threads >= 1):
-        raise ValueError(f"torch_threads must be a positive integer or None, got {threads!r}")
+    validate_argument("interval", interval)
+    validate_argument("torch_threads", threads)
 
 
 def _fill(band: xr.DataArray) -> float:

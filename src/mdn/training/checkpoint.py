@@ -81,7 +81,7 @@ class Checkpoint:
             warnings.warn(
                 f"{self.path} is not a readable checkpoint ({error}); starting afresh",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=4,  # the caller of train
             )
             return None
         if not belongs:
@@ -89,7 +89,7 @@ class Checkpoint:
                 f"{self.path} is the checkpoint of another fit (other data or settings): "
                 "starting afresh, and overwriting it",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=4,  # the caller of train
             )
             return None
         return state

@@ -89,7 +89,7 @@ class _Settings:
                     f"({self.lr_patience}) >= patience ({self.patience}): members stop first; "
                     "choose a smaller lr_patience",
                     UserWarning,
-                    stacklevel=5,  # the caller of train
+                    stacklevel=4,  # the caller of train
                 )
 
 
@@ -428,7 +428,7 @@ class _Run:
                 f"training interrupted at iteration {self.step} of {self.settings.n_iter}: "
                 f"keeping the weights of iteration {int(best.step.max())}",
                 UserWarning,
-                stacklevel=5,  # the caller of train
+                stacklevel=4,  # the caller of train
             )
         elif best.state is None:
             best.step[:] = self.step

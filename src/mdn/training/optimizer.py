@@ -100,12 +100,15 @@ class Adam:
         if not tensors:
             return
         if self.fallback is not None:
-            params = [p for group in self.fallback.param_groups for p in group["params"]]
-            for i, p in enumerate(params):
-                self.fallback.state[p] = {
-                    key: tensors[3 * i + j].clone()
-                    for j, key in enumerate(("exp_avg", "exp_avg_sq", "step"))
-                }
+            # torch's own loader puts the moments beside each parameter (a checkpoint's
+            # tensors come from the CPU) and leaves the step count where torch keeps it.
+            stored = self.fallback.state_dict()
+            keys = ("exp_avg", "exp_avg_sq", "step")
+            stored["state"] = {
+                i: {key: tensors[3 * i + j] for j, key in enumerate(keys)}
+                for i in range(len(tensors) // 3)
+            }
+            self.fallback.load_state_dict(stored)
             return
         for target, value in zip(self._state_tensors(), tensors, strict=True):
             target.copy_(value)
