@@ -1,4 +1,5 @@
-"""Where the arithmetic runs: choosing a device, and flushing denormal numbers on CPUs."""
+"""Where the arithmetic runs: choosing a device, flushing denormal numbers on CPUs, threads,
+and the allocator's hold on the pages of large buffers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
-__all__ = ["denormals_flushed", "device_available", "intra_op_threads", "resolve_device"]
+__all__ = [
+    "denormals_flushed",
+    "device_available",
+    "intra_op_threads",
+    "resolve_device",
+    "settle_allocator",
+]
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:
@@ -114,3 +122,26 @@ def intra_op_threads(n_threads: int | None) -> Iterator[None]:
     finally:
         if n_threads is not None:
             torch.set_num_threads(before)
+
+
+#: Large enough to raise glibc's threshold above any buffer of a prediction chunk (a layer's
+#: output for 8192 rows is 3.3 MB), small enough to stay under its ceiling (32 MB).
+_SETTLING_BYTES = 16 * 2**20
+
+
+def settle_allocator() -> None:
+    """Let glibc's malloc keep the pages of large buffers between one chunk and the next.
+
+    glibc serves blocks above a threshold (128 KB at first) with fresh pages and returns
+    them on free; it raises the threshold to the size of such a block when one is freed (up
+    to 32 MB), but where it has not yet, every chunk of a prediction faults in its buffers'
+    pages anew: ``MDN.predict`` ran 1.3-1.8x slower in about half of the processes here, at
+    random (benchmarks/README.md). Allocating and freeing one 16 MB block (its pages never
+    touched) raises the threshold as the first large free would. Elsewhere than on glibc it
+    is one allocation.
+
+    Returns
+    -------
+    None
+    """
+    np.empty(_SETTLING_BYTES, dtype=np.uint8)  # freed at once

@@ -19,6 +19,7 @@ from mdn.distributions.transforms import AffineTransform, LogGaussianMixture
 from mdn.estimator.data import check_scaled, num_rows, validated_x
 from mdn.estimator.fitting import recalibrated
 from mdn.params import AUTO_POINTS, validate_argument
+from mdn.runtime import settle_allocator
 
 if TYPE_CHECKING:
     from mdn.estimator.fitted import FittedModel
@@ -192,6 +193,7 @@ def collect(
         The chunks' results joined along ``row_axis``; the target axis is dropped for a
         model fitted on a 1-D target.
     """
+    settle_allocator()
     chunks = member_distributions(model, X) if members else distributions(model, X)
     out = None  # allocated once the first chunk shows the shape: no list of parts
     for rows, dist in chunks:
