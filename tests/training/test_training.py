@@ -322,6 +322,30 @@ def test_persistent_nan_raises_training_diverged(where):
     assert issubclass(TrainingDiverged, FloatingPointError)
 
 
+class SingularCovariance(nn.Module):
+    """Wraps a network; its calls listed in ``bad_calls`` (1-based) fail as a factorisation
+    of a covariance that is not positive-definite does."""
+
+    def __init__(self, net: nn.Module, bad_calls) -> None:
+        super().__init__()
+        self.net, self.bad_calls, self.calls = net, bad_calls, 0
+
+    def forward(self, x: torch.Tensor) -> GaussianMixture:
+        self.calls += 1
+        if self.calls in self.bad_calls:
+            torch.linalg.cholesky(-torch.eye(2))  # raises torch.linalg.LinAlgError
+        return self.net(x)
+
+
+def test_a_failed_factorisation_restarts_like_a_non_finite_loss():
+    x, y = linear_data(64, seed=0)
+    net = SingularCovariance(small_net(), bad_calls={5})
+    history = train(net, x, y, n_iter=40, batch_size=16, eval_every=20)
+    assert history.recoveries == 1 and history.n_iter == 40
+    with pytest.raises(TrainingDiverged, match="covariance='diag'"):
+        train(SingularCovariance(small_net(), Always()), x, y, n_iter=10, max_recoveries=1)
+
+
 def test_zero_recoveries_allowed_raises_at_once():
     x, y = linear_data(64, seed=0)
     net = InjectNaN(small_net(), bad_calls={1})

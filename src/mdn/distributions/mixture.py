@@ -375,10 +375,8 @@ class GaussianMixture:
     def _observed_component_log_prob(self, y: Array, observed: Array) -> Array:
         """``component_log_prob`` of the marginals over the observed coordinates.
 
-        Missing coordinates get zero residuals; for full covariances, their rows and columns
-        of the covariance are replaced by those of the identity, so that the D-dimensional
-        Gaussian factorises into the marginal of the observed coordinates times a standard
-        normal density at 0 for each missing one, which the constant then removes.
+        Missing coordinates get zero residuals. Diagonal and spherical components drop their
+        terms; full ones go through ``_full_marginal_terms``.
         """
         xp = self._xp
         seen = observed[..., None, :]  # [..., *B, 1, D]
@@ -386,19 +384,44 @@ class GaussianMixture:
         n_seen = xp.astype(xp.sum(observed, axis=-1, keepdims=True), self.dtype)  # [..., *B, 1]
         u = self.precision_cholesky
         if self.covariance_type == "full":
-            both = seen[..., :, None] & seen[..., None, :]  # [..., *B, 1, D, D]
-            cov = xp.where(both, self.component_covariance_matrices(), self._eye())
-            chol = self._kernels.cholesky(cov)  # [..., *B, K, D, D]
-            z = self._kernels.solve_triangular(chol, diff[..., None], upper=False)[..., 0]
-            half_log_det = -xp.sum(xp.log(xp.linalg.diagonal(chol)), axis=-1)
-        elif self.covariance_type == "diag":
-            z = diff * u
-            half_log_det = xp.sum(xp.log(u) * seen, axis=-1)
+            maha, half_log_det = self._full_marginal_terms(diff, ~seen)
         else:
-            z = diff * u[..., None]
-            half_log_det = n_seen * xp.log(u)
-        maha = xp.sum(xp.square(z), axis=-1)  # [..., *B, K]
+            z = diff * (u if self.covariance_type == "diag" else u[..., None])
+            maha = xp.sum(xp.square(z), axis=-1)  # [..., *B, K]
+            half_log_det = (
+                xp.sum(xp.log(u) * seen, axis=-1)
+                if self.covariance_type == "diag"
+                else n_seen * xp.log(u)
+            )
         return self.log_weights + half_log_det - 0.5 * (maha + n_seen * _LOG_2PI)
+
+    def _full_marginal_terms(self, diff: Array, missing: Array) -> tuple[Array, Array]:
+        """The Mahalanobis term and half the log-determinant of each full component's marginal
+        over the observed coordinates, from the precision alone.
+
+        With P = U U^T split into observed (O) and missing (M) blocks, the marginal of O has
+        precision S = P_OO - P_OM P_MM^-1 P_MO (a Schur complement) and determinant
+        det(P) / det(P_MM). With the residual d zero on M, d^T S d = d^T P d - g^T P_MM^-1 g
+        where g = (P d) on M. So only P_MM is factorised (its Cholesky factor, with the
+        identity on O), and no covariance is rebuilt from an inverted precision: rebuilding
+        and factorising it in float32 failed on real targets (GLORIA's chl, tss and cdom).
+        The arithmetic is float64 whatever the mixture's dtype.
+        """
+        xp, kernels = self._xp, self._kernels
+        u = xp.astype(self.precision_cholesky, xp.float64)  # [*B, K, D, D]
+        d = xp.astype(diff, xp.float64)  # [..., *B, K, D], 0 where missing
+        precision = u @ xp.matrix_transpose(u)  # [*B, K, D, D]
+        eye = xp.eye(self.n_dims, dtype=xp.float64, device=self.device)
+        both_missing = missing[..., :, None] & missing[..., None, :]  # [..., *B, 1, D, D]
+        chol = kernels.cholesky(xp.where(both_missing, precision, eye))  # diag(I_O, L_MM)
+        g = xp.where(missing, (precision @ d[..., None])[..., 0], 0.0)  # P_MO d_O, on M
+        t = kernels.solve_triangular(chol, g[..., None], upper=False)[..., 0]
+        z = (d[..., None, :] @ u)[..., 0, :]  # U^T d
+        maha = xp.sum(xp.square(z), axis=-1) - xp.sum(xp.square(t), axis=-1)
+        half_log_det = xp.sum(xp.log(xp.linalg.diagonal(u)), axis=-1) - xp.sum(
+            xp.log(xp.linalg.diagonal(chol)), axis=-1
+        )
+        return xp.astype(maha, self.dtype), xp.astype(half_log_det, self.dtype)
 
     def log_prob(self, y: Array) -> Array:
         """Log-density at ``y`` of shape (..., *B, D) (broadcast against the batch).

@@ -310,15 +310,14 @@ class _Run:
         return self.averaging.swapped_in() if self.averaging else contextlib.nullcontext()
 
     def take_step(self) -> bool:
-        """One optimiser step on one minibatch per member; False if the loss was not finite."""
+        """One optimiser step on one minibatch per member; False if the loss was not finite
+        (or a component's covariance could not be factorised, which is as bad)."""
         settings = self.settings
         xb, yb = self.batches.next()
-        if self.by_hand:  # every gradient is overwritten: no zeroing needed
-            loss = self.by_hand(xb, yb, self.complete).sum()
-        else:
-            loss = self.loss_fn(xb, yb).sum()  # the members' mean NLLs summed: they stay apart
-            self.gradients.zero_()
-            loss.backward()
+        try:
+            loss = self._loss_and_gradients(xb, yb)
+        except torch.linalg.LinAlgError:
+            return False
         norms = self.gradients.norms()
         # One check for both: a sum with a non-finite term is non-finite (norms are >= 0).
         if self.check_each_step and not all_processes_agree(
@@ -342,6 +341,14 @@ class _Run:
         self.bar.update(1)
         return True
 
+    def _loss_and_gradients(self, xb: Tensor, yb: Tensor) -> Tensor:
+        if self.by_hand:  # every gradient is overwritten: no zeroing needed
+            return self.by_hand(xb, yb, self.complete).sum()
+        loss = self.loss_fn(xb, yb).sum()  # the members' mean NLLs summed: they stay apart
+        self.gradients.zero_()
+        loss.backward()
+        return loss
+
     def window_loss(self) -> float:
         """Mean training NLL since the last evaluation."""
         return float(self.running) / self.running_steps
@@ -353,8 +360,8 @@ class _Run:
             raise TrainingDiverged(
                 f"the training loss became non-finite at iteration {self.step + 1} and stayed "
                 f"so after {self.settings.max_recoveries} restarts at lower learning rates; "
-                "try a smaller lr, clip_grad, a larger epsilon, or check the data for extreme "
-                "values"
+                "try a smaller lr, clip_grad, a larger epsilon, covariance='diag' (full "
+                "covariances can become singular), or check the data for extreme values"
             )
         self.rates = [rate / 2 for rate in self.rates]
         logger.warning(
@@ -383,8 +390,7 @@ class _Run:
             self.good_state = copy.deepcopy(self.module.state_dict())
             if self.validate:
                 self.network.eval()
-                val = member_nll(self.network, self.x_val, self.y_val).reshape(self.n_models)
-                val = process_mean(val).cpu()
+                val = process_mean(self._validation_nll()).cpu()
                 self.network.train()
         if self.validate:
             self._record_validation(val, postfix)
@@ -402,6 +408,14 @@ class _Run:
             )
             stop = True
         return not all_processes_agree(not stop, self.device)  # any process stopping stops all
+
+    def _validation_nll(self) -> Tensor:
+        """Each member's validation NLL; infinite where a component's covariance could not be
+        factorised (such weights are never the best)."""
+        try:
+            return member_nll(self.network, self.x_val, self.y_val).reshape(self.n_models)
+        except torch.linalg.LinAlgError:
+            return torch.full((self.n_models,), math.inf, device=self.device)
 
     def _record_validation(self, val: Tensor, postfix: dict[str, str]) -> None:
         self.history.val_nll.append(float(val.mean()))
