@@ -25,6 +25,7 @@ __all__ = [
     "COMBINES",
     "COVARIANCE_TYPES",
     "LR_SCHEDULES",
+    "NONPOSITIVE_TARGETS",
     "PARAMETERS",
     "POINTS",
     "RECALIBRATIONS",
@@ -38,6 +39,8 @@ COVARIANCE_TYPES = ("full", "diag", "spherical")
 ACTIVATIONS = ("elu", "gelu", "leaky_relu", "relu", "sigmoid", "silu", "softplus", "tanh")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 TARGET_TRANSFORMS = (None, "log")
+#: What a log target does with values <= 0: refuse them, or treat them as missing.
+NONPOSITIVE_TARGETS = ("raise", "missing")
 COMBINES = ("median", "mixture")
 RECALIBRATIONS = ("auto", "scale", True, False)
 POINTS = ("top", "mean", "mode", "median")
@@ -208,6 +211,7 @@ PARAMETERS: dict[str, object] = {
     "scaler_x": Unchecked(),
     "scaler_y": Unchecked(),
     "target_transform": Choice(TARGET_TRANSFORMS),
+    "nonpositive_targets": Choice(NONPOSITIVE_TARGETS),
     "validation_fraction": Real(0, strict=False, high=1),
     "bagging": Share(),
     "combine": Choice(COMBINES),

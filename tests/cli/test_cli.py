@@ -232,3 +232,19 @@ def test_the_console_script_runs_as_a_module():
         check=False,
     )
     assert done.returncode == 0 and "--log-target" in done.stdout
+
+
+def test_a_log_target_refuses_values_below_zero_or_treats_them_as_missing(tmp_path):
+    table = _table()
+    table.loc[[3, 50], "chl"] = 0.0  # below detection, recorded as 0
+    data, model = tmp_path / "zeros.csv", tmp_path / "zeros.safetensors"
+    table.to_csv(data, index=False)
+    common = ["fit", data, "-t", "chl", "-f", "Rrs_*", "--log-target", *TINY, "-q", "-o", model]
+    refused = run(*common)
+    assert refused.exit_code == 2 and not model.exists()
+    assert "chl: 2, smallest 0, rows 3, 50" in refused.output
+    assert "--nonpositive missing" in refused.output
+    accepted = run(*common, "--nonpositive", "missing")
+    assert accepted.exit_code == 0, accepted.output
+    assert "2 target values <= 0 are treated as missing" in accepted.output
+    assert mdn.load(model).nonpositive_targets == "missing"

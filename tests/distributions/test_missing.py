@@ -120,8 +120,9 @@ def test_the_marginal_of_a_nearly_singular_component_is_exact(gap, dtype):
     gm = _nearly_singular(gap, dtype)
     factor = mpmath.matrix(gm.precision_cholesky[0, 0].double().tolist())
     covariance = (factor * factor.T) ** -1
-    block = mpmath.matrix([[covariance[0, 0], covariance[0, 2]], [covariance[2, 0],
-                                                                  covariance[2, 2]]])  # fmt: skip
+    block = mpmath.matrix(
+        [[covariance[0, 0], covariance[0, 2]], [covariance[2, 0], covariance[2, 2]]]
+    )
     observed = mpmath.matrix([0.01, 9.0])  # targets 0 and 2; target 1 is missing
     expected = (
         -0.5 * (observed.T * block**-1 * observed)[0]
@@ -147,3 +148,26 @@ def test_gloria_s_three_products_fit_with_full_covariances_and_missing_targets()
     model = MDN(target_transform="log", n_iter=100, verbose=0, random_state=0).fit(X, y)
     scores = model.log_prob(X, y)
     assert np.isfinite(scores).all() and np.isfinite(model.history_["val_nll"]).all()
+
+
+def test_values_below_zero_under_a_log_target_are_refused_or_made_missing():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = pd.DataFrame(np.exp(X + 0.1 * rng.normal(size=(200, 2))), columns=["chl", "cdom"])
+    y.loc[[4, 9, 11, 12, 20, 30], "cdom"] = 0.0
+    y.loc[7, "chl"] = -1.0
+    quick = dict(
+        target_transform="log", n_iter=20, n_models=1, hidden=(8,), verbose=0, random_state=0
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"chl: 1, smallest -1, rows 7; cdom: 6, smallest 0, "
+        r"rows 4, 9, 11, 12, 20, \.\.\.",
+    ):
+        MDN(**quick).fit(X, y)
+    with pytest.warns(UserWarning, match=r"7 target values <= 0 are treated as missing"):
+        model = MDN(**quick, nonpositive_targets="missing").fit(X, y)
+    # Those values were left out of the fit as NaN would be: the same model.
+    expected = MDN(**quick).fit(X, y.where(y > 0))
+    np.testing.assert_array_equal(model.predict(X), expected.predict(X))

@@ -341,13 +341,14 @@ FIT_CASES = [  # id, (X, y) -> (X, y, extra params), exception, message
             {"target_transform": "log"},
         ),
         ValueError,
-        r"target_transform='log' needs y > 0, but 1 target values are <= 0 \(smallest -1\)",
+        r"needs y > 0, but 1 target values are <= 0 \(column 0: 1, smallest -1, rows 7\); .*"
+        r"nonpositive_targets='missing'",
         id="log-target-negative",
     ),
     pytest.param(
         lambda X, y: (X, changed(np.exp(y)[:, None], 8, 0, 0.0)[:, 0], {"target_transform": "log"}),
         ValueError,
-        r"target_transform='log' needs y > 0, but 1 target values are <= 0 \(smallest 0\)",
+        r"needs y > 0, but 1 target values are <= 0 \(column 0: 1, smallest 0, rows 8\)",
         id="log-target-zero",
     ),
 ]
@@ -409,6 +410,7 @@ BAD_PARAMS = [  # name, value, exception, message
     ("scaler_x", "weird", ValueError, r"scaler_x must be one of .*got 'weird'"),
     ("scaler_y", 3, TypeError, r"scaler_y must be a scaler name or an object with fit and "),
     ("target_transform", "sqrt", ValueError, r"target_transform must be one of .*got 'sqrt'"),
+    ("nonpositive_targets", "drop", ValueError, r"nonpositive_targets must be one of .*'drop'"),
     ("validation_fraction", 1, ValueError, r"validation_fraction must be a number >= 0 and < 1"),
     ("bagging", 1.5, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),
     ("bagging", 0, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),

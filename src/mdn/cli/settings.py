@@ -96,6 +96,7 @@ def resolve_params(
     assignments: tuple[str, ...] = (),
     params_file: str | os.PathLike | None = None,
     log_target: bool = False,
+    nonpositive: str | None = None,
 ) -> dict[str, object]:
     """The ``MDN`` parameters a command asks for: the file's, then each ``--set``.
 
@@ -107,6 +108,8 @@ def resolve_params(
         A JSON or TOML table of parameters.
     log_target : bool
         ``--log-target``: ``target_transform="log"``.
+    nonpositive : {"raise", "missing"} or None
+        ``--nonpositive``: ``nonpositive_targets``.
 
     Returns
     -------
@@ -116,6 +119,8 @@ def resolve_params(
     params = _read_params_file(params_file) if params_file is not None else {}
     if log_target:
         params["target_transform"] = "log"
+    if nonpositive is not None:
+        params["nonpositive_targets"] = nonpositive
     params.update(parse_assignment(text) for text in assignments)
     for name, value in params.items():
         validate(_checked_name(name), value)

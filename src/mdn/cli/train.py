@@ -29,6 +29,9 @@ _TABLE_OPTIONS = [
     click.option("--id", "id_column", help="An id column, never a feature."),
     click.option("--log-target", is_flag=True,
                  help="Fit log(y) for positive, skewed targets (target_transform='log')."),
+    click.option("--nonpositive", type=click.Choice(["raise", "missing"]), default=None,
+                 help="With --log-target, what targets <= 0 are: refused (raise, the default) "
+                      "or missing values (a 0 below detection)."),
     click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
                  help="Any MDN parameter: --set n_mix=3 --set hidden=64,64 --set l2=1e-3."),
     click.option("--params", "params_file", type=click.Path(),
@@ -46,7 +49,8 @@ def _table_options(command):
 @_table_options
 @click.option("--output", "-o", required=True, type=click.Path(), help="Model file to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def fit(data, target, features, id_column, log_target, assignments, params_file, output, quiet):
+def fit(data, target, features, id_column, log_target, nonpositive, assignments, params_file,
+        output, quiet):  # fmt: skip
     """Fit an MDN on the table DATA (CSV or Parquet) and save it.
 
     The model file records the feature and target names, so that `mdn predict` finds the
@@ -57,9 +61,10 @@ def fit(data, target, features, id_column, log_target, assignments, params_file,
     Examples:
       mdn fit matchups.csv -t chl -f 'Rrs_*' --log-target -o chl.safetensors
       mdn fit sim.csv -t chl,tss,cdom --log-target --set covariance=diag -o diag.safetensors
+      mdn fit lakes.csv -t chl,cdom -f 'Rrs_*' --log-target --nonpositive missing -o m.safetensors
       mdn fit data.parquet -t y --params settings.toml --set n_models=10 -o model.safetensors
     """
-    params = resolve_params(assignments, params_file, log_target)
+    params = resolve_params(assignments, params_file, log_target, nonpositive)
     output = Path(output)
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output}: the folder {output.parent} does not exist")
@@ -128,6 +133,7 @@ def cv(
     features,
     id_column,
     log_target,
+    nonpositive,
     assignments,
     params_file,
     splits,
@@ -150,7 +156,7 @@ def cv(
       mdn cv data.csv -t y --variant 'n_mix=3' --variant 'covariance=diag;l2=1e-3' -j 2
       mdn cv nomad_chl.csv -t chl --log-target --variant reference --splits 0-1
     """
-    base = resolve_params(assignments, params_file, log_target)
+    base = resolve_params(assignments, params_file, log_target, nonpositive)
     methods = {"mdn": MDN(**base)}
     for text in variant:
         methods[text] = MDN(**{**base, **variant_params(text)})

@@ -36,6 +36,7 @@ __all__ = [
     "checkpoint_for",
     "fit_recalibration",
     "initial_network",
+    "log_targets",
     "member_rows",
     "network_config",
     "prepare_training_data",
@@ -86,8 +87,8 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     y : array-like of shape (n,) or (n, D)
         Targets as the user passed them; NaN marks a missing value.
     params : mapping
-        The estimator's parameters: ``scaler_x``, ``scaler_y`` and ``target_transform``
-        are read.
+        The estimator's parameters: ``scaler_x``, ``scaler_y``, ``target_transform`` and
+        ``nonpositive_targets`` are read.
 
     Returns
     -------
@@ -97,16 +98,16 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     ------
     ValueError
         For non-finite inputs, infinite targets, a target column with no observed value,
-        targets <= 0 under a log transform, or values beyond float32's range once scaled;
-        each names the row and column.
+        targets <= 0 under a log transform (unless ``nonpositive_targets="missing"``), or
+        values beyond float32's range once scaled; each names the rows and columns.
     """
     target_names = column_names(y)
     check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
     y, output_1d = training_targets(y)
     check_consistent_length(X, y)
+    if params["target_transform"] == "log":  # before dropping rows: the messages name rows
+        y = log_targets(y, params["nonpositive_targets"], target_names)
     X, y = drop_unobserved_rows(X, y)
-    if params["target_transform"] == "log":
-        y = _log_targets(y)
     x_scaling = fit_scaling(params["scaler_x"], X, "scaler_x")
     y_scaling = fit_scaling(params["scaler_y"], y, "scaler_y")
     if params["scaler_y"] == "standard" or isinstance(params["scaler_y"], StandardScaler):
@@ -126,14 +127,63 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     )
 
 
-def _log_targets(y: np.ndarray) -> np.ndarray:
-    if np.any(y <= 0):
+def log_targets(y: np.ndarray, nonpositive: str, names: list[str] | None) -> np.ndarray:
+    """``log(y)`` for a log target, with the values <= 0 refused or made missing.
+
+    A value below a detection limit is often recorded as 0: it carries no level to fit, and
+    ``nonpositive="missing"`` treats it as a missing value (marginalised out, as NaN is).
+
+    Parameters
+    ----------
+    y : ndarray of shape (n, D)
+        The targets as the user passed them; NaN where missing.
+    nonpositive : {"raise", "missing"}
+        What to do with values <= 0.
+    names : list of str or None
+        The targets' column names, for the messages (their positions otherwise).
+
+    Returns
+    -------
+    ndarray of shape (n, D)
+
+    Raises
+    ------
+    ValueError
+        For values <= 0 under "raise", naming each column, its count and its first rows.
+
+    Warns
+    -----
+    UserWarning
+        Under "missing", with the count per column.
+    """
+    bad = y <= 0  # NaN compares False: missing values stay missing
+    if not bad.any():
+        return np.log(y)
+    columns = names or [f"column {d}" for d in range(y.shape[1])]
+    counts = "; ".join(
+        f"{columns[d]}: {int(bad[:, d].sum())}, smallest {np.min(y[bad[:, d], d]):g}, rows "
+        f"{_first_rows(bad[:, d])}"
+        for d in np.flatnonzero(bad.any(axis=0))
+    )
+    if nonpositive == "raise":
         raise ValueError(
-            f"target_transform='log' needs y > 0, but {int(np.sum(y <= 0))} target "
-            f"values are <= 0 (smallest {np.nanmin(y):g}); drop or offset them, or use "
-            "target_transform=None"
+            f"target_transform='log' needs y > 0, but {int(bad.sum())} target values are <= 0 "
+            f"({counts}); drop or offset them, or treat them as missing with "
+            "nonpositive_targets='missing' (mdn fit --nonpositive missing)"
         )
-    return np.log(y)
+    warnings.warn(
+        f"{int(bad.sum())} target values <= 0 are treated as missing under the log target "
+        f"({counts})",
+        UserWarning,
+        stacklevel=5,  # the caller of MDN.fit
+    )
+    return np.log(np.where(bad, np.nan, y))
+
+
+def _first_rows(bad: np.ndarray, shown: int = 5) -> str:
+    rows = np.flatnonzero(bad)
+    listed = ", ".join(str(r) for r in rows[:shown])
+    return listed + (", ..." if len(rows) > shown else "")
 
 
 def network_config(

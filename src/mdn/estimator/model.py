@@ -126,6 +126,11 @@ class MDN(RegressorMixin, BaseEstimator):
         Target scaling, same choices; it folds exactly into the predicted mixture.
     target_transform : {None, "log"}, default=None
         "log" fits log(y) (targets must be positive) and predicts a ``LogGaussianMixture``.
+    nonpositive_targets : {"raise", "missing"}, default="raise"
+        What a log target does with values <= 0 (a value below a detection limit recorded
+        as 0, say): "raise" refuses them, naming each column, its count and its first rows;
+        "missing" treats them as missing values (marginalised out, as NaN is), with a warning
+        that counts them per column. No effect without ``target_transform="log"``.
     clip_grad : float or None, default=10.0
         Clip the global gradient norm to this value.
     validation_fraction : float, default=0.1
@@ -248,6 +253,7 @@ class MDN(RegressorMixin, BaseEstimator):
         scaler_x: object = "robust",
         scaler_y: object = "standard",
         target_transform: str | None = None,
+        nonpositive_targets: str = "raise",
         clip_grad: float | None = 10.0,
         validation_fraction: float = 0.1,
         patience: int | None = 2000,
@@ -279,6 +285,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.scaler_x = scaler_x
         self.scaler_y = scaler_y
         self.target_transform = target_transform
+        self.nonpositive_targets = nonpositive_targets
         self.clip_grad = clip_grad
         self.validation_fraction = validation_fraction
         self.patience = patience
