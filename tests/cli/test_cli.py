@@ -248,3 +248,44 @@ def test_a_log_target_refuses_values_below_zero_or_treats_them_as_missing(tmp_pa
     assert accepted.exit_code == 0, accepted.output
     assert "2 target values <= 0 are treated as missing" in accepted.output
     assert mdn.load(model).nonpositive_targets == "missing"
+
+
+def test_cv_leaves_groups_out_and_fit_validates_on_them(tmp_path):
+    table = _table(n=160)
+    table["lake"] = [f"lake {i % 8}" for i in range(len(table))]
+    data, model = tmp_path / "lakes.csv", tmp_path / "lakes.safetensors"
+    table.to_csv(data, index=False)
+    result = run(
+        "cv",
+        data,
+        "-t",
+        "chl",
+        "--log-target",
+        "--groups",
+        "lake",
+        "--splits",
+        "2",
+        "--test-groups",
+        "2",
+        *TINY,
+    )
+    assert result.exit_code == 0, result.output
+    assert "held-out groups" in result.output and "lake " in result.output
+    fitted = run(
+        "fit",
+        data,
+        "-t",
+        "chl",
+        "-f",
+        "Rrs_*",
+        "--log-target",
+        "--groups",
+        "lake",
+        *TINY,
+        "-q",
+        "-o",
+        model,
+    )
+    assert fitted.exit_code == 0, fitted.output
+    missing = run("cv", data, "-t", "chl", "--groups", "basin", *TINY)
+    assert missing.exit_code == 2 and "no groups column 'basin'" in missing.output

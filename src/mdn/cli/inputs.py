@@ -32,6 +32,7 @@ class Table:
     features: list[str]
     targets: list[str]
     frame: object  # the rows kept, as a pandas DataFrame
+    groups: np.ndarray | None = None  # each kept row's group label, with --groups
 
 
 def _split_list(texts: tuple[str, ...] | str | None) -> list[str]:
@@ -46,6 +47,7 @@ def training_table(
     target: tuple[str, ...] | str,
     features: tuple[str, ...] | str | None = None,
     id_column: str | None = None,
+    groups: str | None = None,
 ) -> Table:
     """Features and targets of a training table; rows without a usable value are dropped
     with a note on stderr.
@@ -60,6 +62,9 @@ def training_table(
         Feature names or globs; by default every numeric column but the targets and the id.
     id_column : str, optional
         A column never used as a feature.
+    groups : str, optional
+        A column of group labels (a water body, a dataset), never used as a feature; rows
+        without a label are dropped.
 
     Returns
     -------
@@ -67,7 +72,9 @@ def training_table(
     """
     table = read_table(path)
     targets = select_columns(table, _split_list(target), "target")
-    excluded = set(targets) | ({id_column} if id_column else set())
+    if groups is not None and groups not in table.columns:
+        raise ValueError(f"no groups column {groups!r} in {path}")
+    excluded = set(targets) | {c for c in (id_column, groups) if c}
     if features:
         names = select_columns(table, _split_list(features), "feature")
         overlap = sorted(set(names) & set(targets))
@@ -88,15 +95,18 @@ def training_table(
     X = numeric_columns(table, names, "feature")
     y = numeric_columns(table, targets, "target")
     keep = np.isfinite(X).all(axis=1) & ~np.isnan(y).all(axis=1)
+    if groups is not None:
+        keep &= table[groups].notna().to_numpy()
     if not keep.any():
         raise ValueError(f"{path}: no row has finite features and an observed target")
     if not keep.all():
         click.echo(
             f"mdn: note: {int((~keep).sum())} of {len(keep)} rows dropped (a feature missing or "
-            "not finite, or every target missing)",
+            f"not finite, every target missing{', or no group' if groups else ''})",
             err=True,
         )
-    return Table(X[keep], y[keep], names, targets, table[keep].reset_index(drop=True))
+    labels = None if groups is None else table[groups].to_numpy()[keep].astype(str)
+    return Table(X[keep], y[keep], names, targets, table[keep].reset_index(drop=True), labels)
 
 
 def load_model(path: str | os.PathLike) -> MDN:

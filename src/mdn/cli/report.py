@@ -8,8 +8,8 @@ import click
 __all__ = ["ORDER", "format_value", "print_table"]
 
 #: Columns first in this order; the rest after them, as they come.
-ORDER = ("method", "target", "splits", "n", "nll", "nll_log10", "crps", "coverage_90", "rmse",
-         "mdsa", "sspb", "log_mae", "log_bias", "slope", "invalid", "fit_s")  # fmt: skip
+ORDER = ("method", "target", "group", "splits", "n", "nll", "nll_log10", "crps", "coverage_90",
+         "rmse", "mdsa", "sspb", "log_mae", "log_bias", "slope", "invalid", "fit_s")  # fmt: skip
 
 
 def format_value(value: object) -> str:

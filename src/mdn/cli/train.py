@@ -13,7 +13,7 @@ from mdn.cli.report import print_table
 from mdn.cli.settings import resolve_params, variant_params
 from mdn.estimator.model import MDN
 from mdn.metrics import per_target
-from mdn.metrics.crossval import cross_validate, summarise
+from mdn.metrics.crossval import cross_validate, summarise, summarise_groups
 from mdn.ocean.baselines import BASELINES
 from mdn.params import POINTS
 
@@ -27,6 +27,9 @@ _TABLE_OPTIONS = [
                  help="Feature columns, comma-separated names or globs ('Rrs_*'); "
                       "default: every numeric column but the targets and --id."),
     click.option("--id", "id_column", help="An id column, never a feature."),
+    click.option("--groups", "groups_column", metavar="COLUMN",
+                 help="A column of groups (water body, dataset), never a feature: validation "
+                      "rows are whole groups (fit), splits hold out whole groups (cv)."),
     click.option("--log-target", is_flag=True,
                  help="Fit log(y) for positive, skewed targets (target_transform='log')."),
     click.option("--nonpositive", type=click.Choice(["raise", "missing"]), default=None,
@@ -49,8 +52,19 @@ def _table_options(command):
 @_table_options
 @click.option("--output", "-o", required=True, type=click.Path(), help="Model file to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def fit(data, target, features, id_column, log_target, nonpositive, assignments, params_file,
-        output, quiet):  # fmt: skip
+def fit(
+    data,
+    target,
+    features,
+    id_column,
+    groups_column,
+    log_target,
+    nonpositive,
+    assignments,
+    params_file,
+    output,
+    quiet,
+):
     """Fit an MDN on the table DATA (CSV or Parquet) and save it.
 
     The model file records the feature and target names, so that `mdn predict` finds the
@@ -68,10 +82,11 @@ def fit(data, target, features, id_column, log_target, nonpositive, assignments,
     output = Path(output)
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output}: the folder {output.parent} does not exist")
-    table = training_table(data, target, features, id_column)
+    table = training_table(data, target, features, id_column, groups_column)
     params.setdefault("verbose", 0 if quiet else 1)
     targets = table.targets[0] if len(table.targets) == 1 else table.targets  # 1 target: 1-D
-    model = MDN(**params).fit(table.frame[table.features], table.frame[targets])
+    frame = table.frame
+    model = MDN(**params).fit(frame[table.features], frame[targets], groups=table.groups)
     model.save(output)
     click.echo(f"saved {output} ({len(table.y)} rows, {model.n_iter_} iterations)")
     if model.validation_rows_ is not None:
@@ -104,7 +119,14 @@ def _splits(text: str) -> list[int]:
     default=0.5,
     show_default=True,
     type=float,
-    help="Share of rows held out in each split.",
+    help="Share of rows held out in each split (random splits).",
+)
+@click.option(
+    "--test-groups",
+    default=4,
+    show_default=True,
+    type=int,
+    help="With --groups: groups held out in each split.",
 )
 @click.option(
     "--baseline",
@@ -132,35 +154,41 @@ def cv(
     target,
     features,
     id_column,
+    groups_column,
     log_target,
     nonpositive,
     assignments,
     params_file,
     splits,
     test_size,
+    test_groups,
     baseline,
     variant,
     point,
     jobs,
     as_json,
 ):
-    """Compare settings on repeated random splits of DATA.
+    """Compare settings on repeated splits of DATA, random or leaving groups out.
 
     Split s is numpy.random.RandomState(s).permutation(n), its first rows for training, the
-    last --test-size share for testing; every method sees the same splits. Prints the mean and
-    standard deviation over splits of every score, per method and target.
+    last --test-size share for testing; with --groups COLUMN, split s holds out --test-groups
+    whole groups instead (scikit-learn's GroupShuffleSplit, seed s), and each fit validates on
+    whole groups of its training rows: how the model does in waters it never saw. Every method
+    sees the same splits. Prints the mean and standard deviation over splits of every score,
+    per method and target, and with --groups a second table per held-out group.
 
     \b
     Examples:
       mdn cv nomad_chl.csv -t chl -f 'Rrs_*' --log-target --baseline oc4 --splits 20
       mdn cv data.csv -t y --variant 'n_mix=3' --variant 'covariance=diag;l2=1e-3' -j 2
       mdn cv nomad_chl.csv -t chl --log-target --variant reference --splits 0-1
+      mdn cv gloria.csv -t chl -f 'Rrs_*' --log-target --groups Dataset_ID --splits 10
     """
     base = resolve_params(assignments, params_file, log_target, nonpositive)
     methods = {"mdn": MDN(**base)}
     for text in variant:
         methods[text] = MDN(**{**base, **variant_params(text)})
-    table = training_table(data, target, features, id_column)
+    table = training_table(data, target, features, id_column, groups_column)
     if baseline and len(table.targets) != 1:
         raise ValueError("--baseline estimates one target (chlorophyll-a); give one --target")
     baselines = {name: BASELINES[name](table.frame) for name in baseline}
@@ -173,9 +201,32 @@ def cv(
         point=point,
         baselines=baselines,
         n_jobs=jobs,
+        groups=table.groups,
+        test_groups=test_groups,
     )
     rows = summarise(results, table.targets)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if table.groups is None:
+        _report(rows, None, as_json)
     else:
-        print_table(rows, spread=True, transpose=True)
+        _report(rows, summarise_groups(results["by_group"], table.targets), as_json)
+
+
+#: The scores of the per-group table: one line each, means over the splits.
+_GROUP_SCORES = ("n", "nll", "coverage_90", "rmse", "mdsa", "sspb", "log_mae", "log_bias")
+
+
+def _report(rows: list[dict], by_group: list[dict] | None, as_json: bool) -> None:
+    """The cross-validation's tables: the splits' scores, then each held-out group's."""
+    if as_json:
+        tables = rows if by_group is None else {"splits": rows, "groups": by_group}
+        click.echo(json.dumps(tables, indent=2))
+        return
+    print_table(rows, spread=True, transpose=True)
+    if by_group:
+        click.echo("held-out groups, means over the splits that held each out:")
+        print_table([_group_line(row) for row in by_group])
+
+
+def _group_line(row: dict) -> dict:
+    head = {key: row[key] for key in ("method", "target", "group", "splits")}
+    return head | {k: row[f"{k}_mean"] for k in _GROUP_SCORES if f"{k}_mean" in row}

@@ -16,9 +16,10 @@ __all__ = [
     "FLOAT32_MAX",
     "check_scaled",
     "column_names",
-    "drop_unobserved_rows",
     "like_input",
     "num_rows",
+    "observed_rows",
+    "row_groups",
     "scored_targets",
     "to_numpy",
     "training_targets",
@@ -84,18 +85,17 @@ def column_names(y: object) -> list[str] | None:
     return None if name is None or isinstance(y, np.ndarray) else [str(name)]
 
 
-def drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop, with a warning, the rows whose targets are all missing (NaN).
+def observed_rows(y: np.ndarray) -> np.ndarray:
+    """The rows with at least one observed target; the others are to be dropped, with a
+    warning.
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
     y : ndarray of shape (n, D)
 
     Returns
     -------
-    X, y : ndarray
-        Without those rows.
+    ndarray of bool, shape (n,)
 
     Raises
     ------
@@ -115,7 +115,7 @@ def drop_unobserved_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
             UserWarning,
             stacklevel=5,  # the caller of MDN.fit
         )
-    return X[~unobserved], y[~unobserved]
+    return ~unobserved
 
 
 def like_input(values: np.ndarray, X: object, names: list[str] | None) -> object:
@@ -291,3 +291,34 @@ def scored_targets(y: object, n_outputs: int, n_rows: int) -> np.ndarray:
     if len(y) != n_rows:
         raise ValueError(f"X and y have different numbers of rows: {n_rows} and {len(y)}")
     return y
+
+
+def row_groups(groups: object, n_rows: int) -> np.ndarray:
+    """The group labels of a fit's rows (a water body, a contributing dataset), checked.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n,)
+        Any hashable labels: strings, integers.
+    n_rows : int
+        The rows of the inputs they go with.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Raises
+    ------
+    ValueError
+        For another number of labels than rows, or a missing label.
+    """
+    labels = np.asarray(to_numpy(groups), dtype=object)
+    if labels.ndim != 1 or len(labels) != n_rows:
+        raise ValueError(f"groups must hold one label per row ({n_rows}), got shape {labels.shape}")
+    missing = [i for i, v in enumerate(labels) if v is None or (isinstance(v, float) and v != v)]
+    if missing:
+        raise ValueError(
+            f"groups has no label in {len(missing)} rows (first row {missing[0]}); give every "
+            "row a group, or drop those rows"
+        )
+    return labels

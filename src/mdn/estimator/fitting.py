@@ -20,7 +20,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
 from mdn.distributions import calibration
-from mdn.estimator.data import check_scaled, column_names, drop_unobserved_rows, training_targets
+from mdn.estimator.data import (
+    check_scaled,
+    column_names,
+    observed_rows,
+    row_groups,
+    training_targets,
+)
 from mdn.estimator.fitted import NO_RECALIBRATION
 from mdn.estimator.scaling import AffineScaling, fit_scaling, warn_if_outliers_dominate
 from mdn.nn.network import MixtureDensityNetwork
@@ -42,6 +48,7 @@ __all__ = [
     "prepare_training_data",
     "recalibrated",
     "seeds",
+    "split_groups",
     "split_rows",
     "warn_if_worse_than_constant",
 ]
@@ -65,6 +72,11 @@ class TrainingData:
         Whether ``y`` was one-dimensional.
     target_names : list of str or None
         Column names of a pandas or polars ``y``.
+    groups : ndarray of shape (n,) or None
+        Each row's group label, where the fit was given groups.
+    rows : ndarray of shape (n,)
+        Where each row stands in the data as the user passed it (rows without an observed
+        target are left out).
     """
 
     X: np.ndarray
@@ -75,9 +87,13 @@ class TrainingData:
     y_scaled: torch.Tensor
     output_1d: bool
     target_names: list[str] | None
+    groups: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
 
-def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]) -> TrainingData:
+def prepare_training_data(
+    X: np.ndarray, y: object, params: Mapping[str, object], groups: object = None
+) -> TrainingData:
     """Check, transform and scale a fit's data, once.
 
     Parameters
@@ -89,6 +105,8 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     params : mapping
         The estimator's parameters: ``scaler_x``, ``scaler_y``, ``target_transform`` and
         ``nonpositive_targets`` are read.
+    groups : array-like of shape (n,), optional
+        Each row's group label.
 
     Returns
     -------
@@ -105,9 +123,12 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
     check_scaled(X, "X", limit=math.inf)  # NaN, infinity: named by row and column
     y, output_1d = training_targets(y)
     check_consistent_length(X, y)
+    if groups is not None:
+        groups = row_groups(groups, len(X))
     if params["target_transform"] == "log":  # before dropping rows: the messages name rows
         y = log_targets(y, params["nonpositive_targets"], target_names)
-    X, y = drop_unobserved_rows(X, y)
+    kept = observed_rows(y)
+    X, y, groups = X[kept], y[kept], None if groups is None else groups[kept]
     x_scaling = fit_scaling(params["scaler_x"], X, "scaler_x")
     y_scaling = fit_scaling(params["scaler_y"], y, "scaler_y")
     if params["scaler_y"] == "standard" or isinstance(params["scaler_y"], StandardScaler):
@@ -124,6 +145,8 @@ def prepare_training_data(X: np.ndarray, y: object, params: Mapping[str, object]
         torch.as_tensor(y_scaled, dtype=torch.float32),
         output_1d,
         target_names,
+        groups,
+        np.flatnonzero(kept),
     )
 
 
@@ -275,6 +298,47 @@ def split_rows(
     return order[n_val:], order[:n_val]
 
 
+def split_groups(
+    groups: np.ndarray, validation_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training and validation rows made of whole groups (None without validation).
+
+    The groups are taken in an order drawn with ``generator`` until they hold
+    ``validation_fraction`` of the rows (at least one group, and at least one left for
+    training), so that validation, early stopping and the recalibration see groups that
+    training did not: the intervals are calibrated for new groups.
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n,)
+        Each row's group label.
+    validation_fraction : float
+    generator : torch.Generator
+
+    Returns
+    -------
+    train_rows : Tensor
+    val_rows : Tensor or None
+    """
+    n = len(groups)
+    labels, index = np.unique(groups.astype(str), return_inverse=True)
+    if validation_fraction == 0 or len(labels) < 2:
+        if validation_fraction > 0:
+            warnings.warn(
+                f"groups holds one group only ({labels[0]!r}): the validation rows cannot be "
+                "whole groups; training without validation",
+                UserWarning,
+                stacklevel=3,
+            )
+        return torch.arange(n), None
+    order = torch.randperm(len(labels), generator=generator).numpy()
+    sizes = np.bincount(index, minlength=len(labels))[order]
+    taken = max(1, int(np.searchsorted(np.cumsum(sizes), n * validation_fraction) + 1))
+    held_out = np.isin(index, order[: min(taken, len(labels) - 1)])
+    return (torch.as_tensor(np.flatnonzero(~held_out)),
+            torch.as_tensor(np.flatnonzero(held_out)))  # fmt: skip
+
+
 def member_rows(
     n: int, bagging: float | None, generators: list[torch.Generator]
 ) -> torch.Tensor | None:
@@ -416,7 +480,9 @@ def warn_if_worse_than_constant(
         )
 
 
-def checkpoint_for(params: Mapping[str, object], X: np.ndarray, y: np.ndarray) -> Checkpoint | None:
+def checkpoint_for(
+    params: Mapping[str, object], X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+) -> Checkpoint | None:
     """The checkpoint of a fit with ``params`` on ``X`` and ``y``, if it asks for one.
 
     Its fingerprint hashes the data and every parameter that shapes the fit (not
@@ -429,6 +495,8 @@ def checkpoint_for(params: Mapping[str, object], X: np.ndarray, y: np.ndarray) -
         The estimator's parameters (``checkpoint`` and ``checkpoint_every`` among them).
     X, y : ndarray
         The data as ``fit`` trains on it (validated, float64).
+    groups : ndarray, optional
+        The rows' group labels (they decide the validation rows).
 
     Returns
     -------
@@ -443,4 +511,6 @@ def checkpoint_for(params: Mapping[str, object], X: np.ndarray, y: np.ndarray) -
     digest = hashlib.sha256(repr(sorted(shaping.items())).encode())
     for values in (X, y):
         digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    if groups is not None:
+        digest.update(repr(groups.tolist()).encode())
     return Checkpoint(params["checkpoint"], params["checkpoint_every"], digest.hexdigest())

@@ -43,6 +43,7 @@ from mdn.estimator.fitting import (
     prepare_training_data,
     recalibrated,
     seeds,
+    split_groups,
     split_rows,
     warn_if_worse_than_constant,
 )
@@ -216,8 +217,8 @@ class MDN(RegressorMixin, BaseEstimator):
     n_iter_ : int
         Iterations run.
     validation_rows_ : ndarray or None
-        The rows of the data (after dropping those without any observed target) held out for
-        validation, None without validation. Not saved in model files.
+        The rows of the data, as passed to ``fit``, held out for validation (whole groups
+        where ``fit`` was given groups), None without validation. Not saved in model files.
     member_spread_, component_scale_, tail_weight_ : float
         The recalibration fitted on the validation rows (1.0, 1.0 and 0.0: none).
     members_ : list of MDN
@@ -312,7 +313,7 @@ class MDN(RegressorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y) -> MDN:
+    def fit(self, X, y, groups=None) -> MDN:
         """Fit the network to inputs ``X`` (n, p) and targets ``y`` (n,) or (n, D).
 
         Parameters
@@ -321,6 +322,12 @@ class MDN(RegressorMixin, BaseEstimator):
             NumPy array, pandas/polars DataFrame or torch tensor.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             NaN marks a missing target value (marginalised out in training).
+        groups : array-like of shape (n_samples,), optional
+            A label per row: the water body, campaign or contributing dataset it came from.
+            The validation rows (``validation_fraction`` of them, for early stopping and
+            recalibration) are then whole groups, so that the best weights and the
+            intervals are chosen for groups the model has not seen rather than for rows
+            like its training rows.
 
         Returns
         -------
@@ -329,14 +336,20 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         params = self.get_params(deep=False)
         validate_all(params)
-        data = self._prepared(validated_x(self, X, reset=True, dtype=np.float64), y, params)
+        X = validated_x(self, X, reset=True, dtype=np.float64)
+        data = self._prepared(X, y, params, groups)
         seed, split_seed = seeds(self.random_state)
         device = resolve_device(self.device)
         if not device_available(device):
             raise ValueError(f"device={self.device!r}: this machine has no {device}; use 'cpu'")
-        train_rows, val_rows = split_rows(
-            len(data.X), self.validation_fraction, torch.Generator().manual_seed(split_seed)
-        )
+        split_generator = torch.Generator().manual_seed(split_seed)
+        if data.groups is None:
+            train_rows, val_rows = split_rows(
+                len(data.X), self.validation_fraction, split_generator
+            )
+        else:
+            train_rows, val_rows = split_groups(data.groups, self.validation_fraction,
+                                                split_generator)  # fmt: skip
         x_val = y_val = None
         if val_rows is not None:
             x_val, y_val = data.x_scaled[val_rows].to(device), data.y_scaled[val_rows].to(device)
@@ -349,7 +362,7 @@ class MDN(RegressorMixin, BaseEstimator):
         ).to(device)
         history = self._train(network, data, train_rows, (x_val, y_val), generators, seed)
         self.network_ = network
-        self.validation_rows_ = None if val_rows is None else val_rows.numpy()
+        self.validation_rows_ = None if val_rows is None else data.rows[val_rows.numpy()]
         warn_if_worse_than_constant(history, data.y_scaled[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
         self.history_ = history.as_dict()
@@ -358,10 +371,12 @@ class MDN(RegressorMixin, BaseEstimator):
             Path(self.checkpoint).unlink(missing_ok=True)  # a finished fit needs none
         return self
 
-    def _prepared(self, X: np.ndarray, y: ArrayLike, params: dict) -> TrainingData:
+    def _prepared(
+        self, X: np.ndarray, y: ArrayLike, params: dict, groups: ArrayLike | None
+    ) -> TrainingData:
         """The data prepared for training (``fitting.prepare_training_data``), with the fitted
         values that describe it set."""
-        data = prepare_training_data(X, y, params)
+        data = prepare_training_data(X, y, params, groups)
         self.output_1d_, self.n_outputs_ = data.output_1d, data.y.shape[1]
         self.target_names_ = data.target_names
         self.x_shift_, self.x_scale_ = data.x_scaling.shift, data.x_scaling.scale
@@ -406,7 +421,7 @@ class MDN(RegressorMixin, BaseEstimator):
                 generator=generators[0] if self.n_models == 1 else generators,
                 member_rows=rows,
                 verbose=self.verbose if rank() == 0 else 0,
-                checkpoint=checkpoint_for(self.get_params(deep=False), data.X, data.y),
+                checkpoint=checkpoint_for(self.get_params(deep=False), data.X, data.y, data.groups),
             )
 
     def _recalibrate(self, x_val: torch.Tensor | None, y_val: torch.Tensor | None) -> None:
