@@ -19,9 +19,9 @@ ROOT = Path(mdn.__file__).parent
 #: the old home of ``ocean.sensors``, kept for its users.
 LAYERS = [
     ["runtime", "torch_internals", "tensor_files"],
-    ["params", "ocean"],
-    ["distributions", "datasets", "sensors"],
-    ["nn", "metrics", "onnx"],
+    ["params"],
+    ["ocean", "distributions"],
+    ["datasets", "sensors", "nn", "metrics", "onnx"],
     ["training"],
     ["estimator"],
     ["plotting", "raster", "distributed"],

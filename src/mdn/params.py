@@ -29,6 +29,7 @@ __all__ = [
     "PARAMETERS",
     "POINTS",
     "RECALIBRATIONS",
+    "SPECTRAL_FEATURES",
     "TARGET_TRANSFORMS",
     "validate",
     "validate_all",
@@ -41,6 +42,8 @@ LR_SCHEDULES = ("constant", "cosine", "plateau")
 TARGET_TRANSFORMS = (None, "log")
 #: What a log target does with values <= 0: refuse them, or treat them as missing.
 NONPOSITIVE_TARGETS = ("raise", "missing")
+#: The features of reflectance inputs (``mdn.ocean.features``): None keeps them as they are.
+SPECTRAL_FEATURES = (None, "log", "shape")
 COMBINES = ("median", "mixture")
 RECALIBRATIONS = ("auto", "scale", True, False)
 POINTS = ("top", "mean", "mode", "median")
@@ -212,6 +215,7 @@ PARAMETERS: dict[str, object] = {
     "scaler_y": Unchecked(),
     "target_transform": Choice(TARGET_TRANSFORMS),
     "nonpositive_targets": Choice(NONPOSITIVE_TARGETS),
+    "spectral_features": Choice(SPECTRAL_FEATURES),
     "validation_fraction": Real(0, strict=False, high=1),
     "bagging": Share(),
     "combine": Choice(COMBINES),

@@ -417,3 +417,26 @@ def test_a_log_mixture_of_numpy_arrays_is_the_exp_of_its_base():
     np.testing.assert_allclose(
         log_mixture.mean(), np.sum(np.exp(base.log_weights)[..., None] * lognormal_means, 1)
     )
+
+
+# ---------------------------------------------------------------------- spectral features
+def test_spectral_features_run_inside_the_graph(tmp_path):
+    rng = np.random.default_rng(0)
+    names = ["Rrs_443", "Rrs_490", "Rrs_560", "Rrs_665"]
+    X = pd.DataFrame(np.exp(rng.normal(-5.5, 0.6, size=(200, 4))), columns=names)
+    y = np.exp(2 * np.log(X["Rrs_443"] / X["Rrs_560"]) + 0.1 * rng.normal(size=200))
+    model = MDN(
+        n_mix=3,
+        hidden=(16,),
+        n_iter=30,
+        n_models=2,
+        target_transform="log",
+        spectral_features="shape",
+        verbose=0,
+        random_state=0,
+    ).fit(X, y)
+    model.export_onnx(tmp_path / "shape.onnx")
+    predictor = OnnxPredictor(tmp_path / "shape.onnx")
+    _close(predictor.predict(X), model.predict(X), np.exp(np.abs(model.y_scale_)))
+    lower, upper = predictor.predict_interval(X, 0.9)
+    _close(upper, model.predict_interval(X, 0.9)[1], np.exp(np.abs(model.y_scale_)))

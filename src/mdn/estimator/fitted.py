@@ -39,7 +39,7 @@ class FittedModel(Protocol):
     member_spread_, component_scale_, tail_weight_ : float
     history_ : dict
     n_iter_ : int
-    target_transform : str or None
+    target_transform, spectral_features : str or None
     combine, point, covariance : str
     n_mix, chunk_size : int
     """
@@ -59,6 +59,7 @@ class FittedModel(Protocol):
     history_: dict
     n_iter_: int
     target_transform: str | None
+    spectral_features: str | None
     combine: str
     point: str
     covariance: str

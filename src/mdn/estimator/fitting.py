@@ -9,7 +9,7 @@ import hashlib
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from mdn.estimator.data import (
 from mdn.estimator.fitted import NO_RECALIBRATION
 from mdn.estimator.scaling import AffineScaling, fit_scaling, warn_if_outliers_dominate
 from mdn.nn.network import MixtureDensityNetwork
+from mdn.ocean.features import RRS_FLOOR, SpectralFeatures
 from mdn.training import History
 from mdn.training.checkpoint import Checkpoint
 from mdn.training.ddp import in_process_group
@@ -92,7 +93,11 @@ class TrainingData:
 
 
 def prepare_training_data(
-    X: np.ndarray, y: object, params: Mapping[str, object], groups: object = None
+    X: np.ndarray,
+    y: object,
+    params: Mapping[str, object],
+    groups: object = None,
+    feature_names: Sequence[str] | None = None,
 ) -> TrainingData:
     """Check, transform and scale a fit's data, once.
 
@@ -107,6 +112,9 @@ def prepare_training_data(
         ``nonpositive_targets`` are read.
     groups : array-like of shape (n,), optional
         Each row's group label.
+    feature_names : sequence of str, optional
+        The inputs' names (their wavelengths decide the visible bands of
+        ``spectral_features="shape"``).
 
     Returns
     -------
@@ -129,11 +137,12 @@ def prepare_training_data(
         y = log_targets(y, params["nonpositive_targets"], target_names)
     kept = observed_rows(y)
     X, y, groups = X[kept], y[kept], None if groups is None else groups[kept]
-    x_scaling = fit_scaling(params["scaler_x"], X, "scaler_x")
+    features = _input_features(X, params["spectral_features"], feature_names)
+    x_scaling = fit_scaling(params["scaler_x"], features, "scaler_x")
     y_scaling = fit_scaling(params["scaler_y"], y, "scaler_y")
     if params["scaler_y"] == "standard" or isinstance(params["scaler_y"], StandardScaler):
         warn_if_outliers_dominate(y, "scaler_y")
-    x_scaled, y_scaled = x_scaling.transform(X), y_scaling.transform(y)
+    x_scaled, y_scaled = x_scaling.transform(features), y_scaling.transform(y)
     check_scaled(x_scaled, "X")
     check_scaled(np.nan_to_num(y_scaled, nan=0.0), "y")  # NaN: a missing target
     return TrainingData(
@@ -148,6 +157,22 @@ def prepare_training_data(
         groups,
         np.flatnonzero(kept),
     )
+
+
+def _input_features(X: np.ndarray, kind: str | None, names: Sequence[str] | None) -> np.ndarray:
+    """The features the network sees (``mdn.ocean.features``), with a warning where
+    reflectance had to be raised to the floor before its logarithm."""
+    if kind is None:
+        return X
+    raised = int(np.sum(X <= RRS_FLOOR))
+    if raised:
+        warnings.warn(
+            f"{raised} input values are <= {RRS_FLOOR:g} and were raised to it before the "
+            f"logarithm of spectral_features={kind!r} (noise, or a unit other than sr^-1?)",
+            UserWarning,
+            stacklevel=5,  # the caller of MDN.fit
+        )
+    return SpectralFeatures.for_inputs(kind, names, X.shape[1])(X)
 
 
 def log_targets(y: np.ndarray, nonpositive: str, names: list[str] | None) -> np.ndarray:
@@ -220,7 +245,7 @@ def network_config(
         The estimator's parameters (``n_mix``, ``hidden``, ``activation``, ``covariance``,
         ``epsilon``, ``n_models``).
     n_features, n_outputs : int
-        Input and target dimensions.
+        Input and target dimensions (the inputs before their ``spectral_features``).
     single : bool
         One member's network rather than the batched ensemble of ``n_models`` > 1.
 
@@ -230,8 +255,9 @@ def network_config(
         Keyword arguments of ``MixtureDensityNetwork``.
     """
     n_models = params["n_models"]
+    features = SpectralFeatures.for_inputs(params.get("spectral_features"), None, n_features)
     return {
-        "in_features": n_features,
+        "in_features": features.n_outputs(),
         "n_targets": n_outputs,
         "n_mix": params["n_mix"],
         "hidden": tuple(params["hidden"]),

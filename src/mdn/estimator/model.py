@@ -132,6 +132,13 @@ class MDN(RegressorMixin, BaseEstimator):
         as 0, say): "raise" refuses them, naming each column, its count and its first rows;
         "missing" treats them as missing values (marginalised out, as NaN is), with a warning
         that counts them per column. No effect without ``target_transform="log"``.
+    spectral_features : {None, "log", "shape"}, default=None
+        For inputs that are reflectance spectra (sr^-1): the features the network sees
+        (``mdn.ocean.features``). "log": each band's log-reflectance; "shape": each band's
+        log-reflectance less the log of the visible bands' sum, and that log-sum, so that
+        the spectrum's shape and its level are apart. Applied wherever the model predicts
+        (``predict``, scenes, the ONNX graph); reflectance at or below 1e-5 is raised to it
+        first. None: the inputs as they are (for tables that are not spectra).
     clip_grad : float or None, default=10.0
         Clip the global gradient norm to this value.
     validation_fraction : float, default=0.1
@@ -255,6 +262,7 @@ class MDN(RegressorMixin, BaseEstimator):
         scaler_y: object = "standard",
         target_transform: str | None = None,
         nonpositive_targets: str = "raise",
+        spectral_features: str | None = None,
         clip_grad: float | None = 10.0,
         validation_fraction: float = 0.1,
         patience: int | None = 2000,
@@ -287,6 +295,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.scaler_y = scaler_y
         self.target_transform = target_transform
         self.nonpositive_targets = nonpositive_targets
+        self.spectral_features = spectral_features
         self.clip_grad = clip_grad
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -376,7 +385,8 @@ class MDN(RegressorMixin, BaseEstimator):
     ) -> TrainingData:
         """The data prepared for training (``fitting.prepare_training_data``), with the fitted
         values that describe it set."""
-        data = prepare_training_data(X, y, params, groups)
+        names = getattr(self, "feature_names_in_", None)
+        data = prepare_training_data(X, y, params, groups, names)
         self.output_1d_, self.n_outputs_ = data.output_1d, data.y.shape[1]
         self.target_names_ = data.target_names
         self.x_shift_, self.x_scale_ = data.x_scaling.shift, data.x_scaling.scale

@@ -139,7 +139,8 @@ def _restore(
     values = {name: fitted[name] for name in FITTED}
     if "feature_names_in_" in fitted:
         values["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
-    sizes = {"x": values["n_features_in_"], "y": values["n_outputs_"]}
+    config = network_config(params, values["n_features_in_"], values["n_outputs_"])
+    sizes = {"x": config["in_features"], "y": values["n_outputs_"]}
     for name in SCALINGS:
         scaling = tensors[name]
         if scaling.dtype != torch.float64 or tuple(scaling.shape) != (sizes[name[0]],):
@@ -149,7 +150,6 @@ def _restore(
         ):
             raise ValueError(f"{name} holds values that are not finite or a zero scale")
         values[name] = scaling.numpy()
-    config = network_config(params, sizes["x"], sizes["y"])
     return StoredModel(params, values, _network(config, tensors))
 
 

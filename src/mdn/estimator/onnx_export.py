@@ -32,7 +32,7 @@ from mdn.distributions.mixture import GaussianMixture
 from mdn.distributions.transforms import AffineTransform
 from mdn.estimator.fitted import FITTED, NO_RECALIBRATION, SCALINGS
 from mdn.estimator.model_file import check_fitted
-from mdn.estimator.prediction import predictive, resolved_point
+from mdn.estimator.prediction import input_features, predictive, resolved_point
 from mdn.onnx.graph import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
 
 if TYPE_CHECKING:
@@ -67,13 +67,14 @@ class ExportGraph(nn.Module):
         for name in ("x_shift_", "x_scale_"):
             value = torch.as_tensor(np.asarray(getattr(model, name), dtype=np.float64))
             self.register_buffer(name.rstrip("_"), value, persistent=False)
+        self.features = input_features(model)
         self.unscale = AffineTransform(
             torch.as_tensor(model.y_shift_, dtype=torch.float64),
             torch.as_tensor(model.y_scale_, dtype=torch.float64),
         )
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        scaled = ((x - self.x_shift) / self.x_scale).to(torch.float32)
+        scaled = ((self.features(x) - self.x_shift) / self.x_scale).to(torch.float32)
         members = self.unscale(self.network(scaled).to(torch.float64))  # [E?, N]
         pooled = predictive(self.model, members)[1]  # [N]
         if not self.ensemble:  # a member axis of one, so that every model has the same outputs

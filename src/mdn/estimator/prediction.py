@@ -18,6 +18,7 @@ from mdn.distributions.mixture import GaussianMixture
 from mdn.distributions.transforms import AffineTransform, LogGaussianMixture
 from mdn.estimator.data import check_scaled, num_rows, validated_x
 from mdn.estimator.fitting import recalibrated
+from mdn.ocean.features import SpectralFeatures
 from mdn.params import AUTO_POINTS, validate_argument
 from mdn.runtime import settle_allocator
 
@@ -28,6 +29,7 @@ __all__ = [
     "collect",
     "distributions",
     "in_target_space",
+    "input_features",
     "median_of_members",
     "member_distributions",
     "n_members",
@@ -62,13 +64,14 @@ def member_distributions(
     # temporaries as large as X.
     X = validated_x(model, X, reset=False, dtype=(np.float64, np.float32))
     network = model.network_
+    features = input_features(model)
     device = next(network.parameters()).device
     unscale = AffineTransform(torch.as_tensor(model.y_shift_), torch.as_tensor(model.y_scale_))
     network.eval()
     step = max(1, model.chunk_size // (network.n_models or 1))
     for start in range(0, len(X), step):
         rows = slice(start, start + step)
-        scaled_x = (X[rows] - model.x_shift_) / model.x_scale_
+        scaled_x = (features(X[rows]) - model.x_shift_) / model.x_scale_
         check_scaled(scaled_x, "X", first_row=start)
         x = torch.as_tensor(scaled_x.astype(np.float32))
         with torch.inference_mode():
@@ -204,6 +207,23 @@ def collect(
             out = np.empty(shape, dtype=part.dtype)
         out[(slice(None),) * row_axis + (rows,)] = part
     return out[..., 0] if model.output_1d_ else out
+
+
+def input_features(model: FittedModel) -> SpectralFeatures:
+    """The features a fitted model's network sees, from its inputs.
+
+    Parameters
+    ----------
+    model : FittedModel
+
+    Returns
+    -------
+    SpectralFeatures
+        The identity where the model has no ``spectral_features``.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    kind = getattr(model, "spectral_features", None)
+    return SpectralFeatures.for_inputs(kind, names, model.n_features_in_)
 
 
 def n_members(model: FittedModel) -> int:

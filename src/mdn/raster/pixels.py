@@ -24,6 +24,7 @@ from mdn.estimator.data import FLOAT32_MAX
 from mdn.estimator.prediction import (
     collect,
     in_target_space,
+    input_features,
     median_of_members,
     n_members,
     predictive,
@@ -127,5 +128,5 @@ def representable(model: MDN, X: np.ndarray) -> np.ndarray:
     ndarray of bool, shape (n,)
     """
     with np.errstate(over="ignore"):
-        scaled = (X.astype(np.float64) - model.x_shift_) / model.x_scale_
+        scaled = (input_features(model)(X.astype(np.float64)) - model.x_shift_) / model.x_scale_
     return (np.abs(scaled) <= FLOAT32_MAX).all(axis=1)
