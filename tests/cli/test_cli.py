@@ -289,3 +289,14 @@ def test_cv_leaves_groups_out_and_fit_validates_on_them(tmp_path):
     assert fitted.exit_code == 0, fitted.output
     missing = run("cv", data, "-t", "chl", "--groups", "basin", *TINY)
     assert missing.exit_code == 2 and "no groups column 'basin'" in missing.output
+
+
+def test_predict_adds_the_novelty_score_and_flag(fitted, tmp_path):
+    _, data, model = fitted
+    out = tmp_path / "novelty.csv"
+    result = run("predict", model, data, "-o", out, "--novelty")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    expected = mdn.load(model).novelty(_table()[["Rrs_443", "Rrs_490", "Rrs_510", "Rrs_555"]])
+    np.testing.assert_allclose(table["novelty"], expected)
+    assert (table["novel"] == (expected > mdn.load(model).novelty_threshold_)).all()

@@ -411,6 +411,7 @@ BAD_PARAMS = [  # name, value, exception, message
     ("scaler_y", 3, TypeError, r"scaler_y must be a scaler name or an object with fit and "),
     ("target_transform", "sqrt", ValueError, r"target_transform must be one of .*got 'sqrt'"),
     ("nonpositive_targets", "drop", ValueError, r"nonpositive_targets must be one of .*'drop'"),
+    ("spectral_features", "ratio", ValueError, r"spectral_features must be one of .*'ratio'"),
     ("validation_fraction", 1, ValueError, r"validation_fraction must be a number >= 0 and < 1"),
     ("bagging", 1.5, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),
     ("bagging", 0, ValueError, r"bagging must be a share of the rows in \(0, 1\] or None"),

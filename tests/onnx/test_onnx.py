@@ -116,7 +116,7 @@ def test_graph_parameters_match_pytorch(case):
     model, path, _, X, _ = case
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    assert names == [*OUTPUTS, *MEMBER_OUTPUTS]
+    assert names == [*OUTPUTS, *MEMBER_OUTPUTS, "novelty"]
     for rows in (X.iloc[:1], X):  # the batch axis is dynamic
         got = dict(zip(names, session.run(None, {"X": rows.to_numpy()}), strict=True))
         dist = next(distributions(model, rows))[1]
@@ -438,5 +438,7 @@ def test_spectral_features_run_inside_the_graph(tmp_path):
     model.export_onnx(tmp_path / "shape.onnx")
     predictor = OnnxPredictor(tmp_path / "shape.onnx")
     _close(predictor.predict(X), model.predict(X), np.exp(np.abs(model.y_scale_)))
-    lower, upper = predictor.predict_interval(X, 0.9)
+    upper = predictor.predict_interval(X, 0.9)[1]
     _close(upper, model.predict_interval(X, 0.9)[1], np.exp(np.abs(model.y_scale_)))
+    _close(predictor.novelty(X), model.novelty(X))  # the input density, inside the graph too
+    assert predictor.metadata["novelty_threshold"] == model.novelty_threshold_

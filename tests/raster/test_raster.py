@@ -104,7 +104,11 @@ def test_predict_equals_row_by_row(msi_model_file):
     assert (epistemic > 0).all() and np.isnan(
         out["chl_epistemic_sd"].values.reshape(-1)[~valid]
     ).all()
-    assert np.array_equal(out[raster.QUALITY].values.reshape(-1), _flags(valid, (9, 11)))
+    quality = out[raster.QUALITY].values.reshape(-1)
+    novel = np.zeros_like(valid)
+    novel[valid] = model.novelty(rows) > model.novelty_threshold_
+    np.testing.assert_array_equal(quality == 4, novel)  # predicted, and flagged as novel
+    assert np.array_equal(np.where(novel, 0, quality), _flags(valid, (9, 11)))
     with pytest.raises(ValueError, match="beyond float32's range"):  # as a table's row is
         model.predict(_rows(scene, np.arange(valid.size) == np.ravel_multi_index(BEYOND, (9, 11))))
 
@@ -147,8 +151,10 @@ def test_coordinates_attributes_and_provenance(msi_model_file):
     assert "ln(chl)" in out["chl_epistemic_sd"].attrs["long_name"]
     assert math.isnan(out["chl_upper"].encoding["_FillValue"])
     flags = out[raster.QUALITY].attrs
-    assert flags["flag_meanings"] == "valid invalid_reflectance beyond_model_range flagged_in_scene"
-    assert list(flags["flag_values"]) == [0, 1, 2, 3]
+    assert flags["flag_meanings"] == (
+        "valid invalid_reflectance beyond_model_range flagged_in_scene outside_training_domain"
+    )
+    assert list(flags["flag_values"]) == [0, 1, 2, 3, 4]
     digest = hashlib.sha256(msi_model_file.read_bytes()).hexdigest()
     assert out.attrs["mdn_model_sha256"] == digest and out.attrs["mdn_version"]
     assert out.attrs["title"] == "a synthetic MSI scene"
@@ -399,7 +405,8 @@ def test_the_scene_s_own_flags_mask_pixels(tmp_path, msi_model_file):
     masked = valid & ((flags & 10) != 0)  # LAND or CLDICE, on pixels that were valid
     assert masked.sum() == 3
     quality = out[raster.QUALITY].values.reshape(-1)
-    np.testing.assert_array_equal(quality, np.where(masked, 3, _flags(valid, (6, 7))))
+    predicted = np.where(quality == 4, 0, quality)  # 4: predicted, outside the training domain
+    np.testing.assert_array_equal(predicted, np.where(masked, 3, _flags(valid, (6, 7))))
     chl, before = out["chl"].values.reshape(-1), plain["chl"].values.reshape(-1)
     assert np.array_equal(np.isnan(chl), ~valid | masked)
     np.testing.assert_array_equal(chl[valid & ~masked], before[valid & ~masked])  # ATMFAIL too
@@ -466,9 +473,8 @@ def test_predict_scene_command(tmp_path, msi_model_file, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "Rrs_443=Rrs_443" in result.output
     bad = (~valid).sum() - 1  # and the one beyond the model's range
-    assert f"{valid.sum()} pixels predicted; empty: {bad} invalid reflectance, 1 beyond" in (
-        result.output
-    )
+    assert f"{valid.sum()} pixels predicted" in result.output
+    assert f"; empty: {bad} invalid reflectance, 1 beyond" in result.output
     written = xr.open_zarr(output)
     expected = raster.predict(msi_model_file, scene_file, interval=0.8, chunks=4).compute()
     for name in raster.output_names(["chl"]):
@@ -506,9 +512,9 @@ def test_netcdf_output(tmp_path, msi_model_file):
     result = CliRunner().invoke(main, [*command, str(tmp_path / "cli.nc"), "-q"])
     assert result.exit_code == 0, result.output
     flags = written["quality_flag"].values
-    assert f"{(flags == 0).sum()} pixels predicted; empty: {(flags == 1).sum()} invalid " in (
-        result.output
-    )
+    predicted = ((flags == 0) | (flags == 4)).sum()
+    assert f"{predicted} pixels predicted" in result.output
+    assert f"; empty: {(flags == 1).sum()} invalid " in result.output
 
 
 def test_geotiff_output(tmp_path, msi_model_file):

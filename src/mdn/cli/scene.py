@@ -161,9 +161,12 @@ def _empty_pixels(output) -> str:
     with written:
         flags = written[QUALITY].data.ravel()
         counts = da.bincount(flags, minlength=len(FLAGS)).compute()
+    novel = counts[FLAGS["outside_training_domain"]]
     named = [
         f"{counts[value]:,} {meaning.replace('_', ' ')}"
         for meaning, value in FLAGS.items()
-        if value and counts[value]
+        if value not in (FLAGS["valid"], FLAGS["outside_training_domain"]) and counts[value]
     ]
-    return f"{counts[FLAGS['valid']]:,} pixels predicted; empty: {', '.join(named) or 'none'}"
+    outside = f" ({novel:,} outside the training domain)" if novel else ""
+    predicted = counts[FLAGS["valid"]] + novel
+    return f"{predicted:,} pixels predicted{outside}; empty: {', '.join(named) or 'none'}"

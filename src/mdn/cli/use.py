@@ -47,12 +47,19 @@ def _note_unusable(usable: np.ndarray) -> None:
 @click.option("--samples", type=int, default=0, help="Also N draws from p(y|x) per row.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
 @click.option("--id", "id_columns", multiple=True, help="Column(s) to copy to the output.")
-def predict(model_file, data, output, point, interval, samples, seed, id_columns):
+@click.option(
+    "--novelty",
+    is_flag=True,
+    help="Also each row's novelty score and whether it is beyond the model's threshold.",
+)
+def predict(model_file, data, output, point, interval, samples, seed, id_columns, novelty):
     """Predict each row of DATA with MODEL and write the estimates to --output.
 
     The model's feature columns are taken from DATA by name. Per target T the output has
     T_<point> and, with --interval C, T_lower and T_upper (the central interval holding a
-    share C of p(y|x)); with --samples N, T_sample_0 ... T_sample_<N-1>.
+    share C of p(y|x)); with --samples N, T_sample_0 ... T_sample_<N-1>; with --novelty,
+    novelty (how far the row lies from the training inputs, MDN.novelty) and novel (above
+    the model's threshold, which 99 % of its training rows stay below).
 
     \b
     Examples:
@@ -90,6 +97,10 @@ def predict(model_file, data, output, point, interval, samples, seed, id_columns
             draws = np.asarray(model.sample(X.iloc[rows], n_samples=samples, random_state=seed))
             for s in range(samples):
                 put(f"sample_{s}", draws[s])
+        if novelty:
+            scores = np.full(len(table), np.nan)
+            scores[rows] = model.novelty(X.iloc[rows])
+            out["novelty"], out["novel"] = scores, scores > model.novelty_threshold_
     _note_unusable(usable)
     write_table(out, output)
     click.echo(f"wrote {output} ({len(table)} rows, {len(rows)} predicted)")

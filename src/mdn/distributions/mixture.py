@@ -338,7 +338,7 @@ class GaussianMixture:
         )
 
     # ------------------------------------------------------------------ densities
-    def component_log_prob(self, y: Array) -> Array:
+    def component_log_prob(self, y: Array, complete: bool | None = None) -> Array:
         """``log pi_k + log N(y; mu_k, Sigma_k)`` for each component.
 
         NaN coordinates of ``y`` count as missing: a point's density is then that of the
@@ -348,6 +348,9 @@ class GaussianMixture:
         ----------
         y : array of shape (..., *B, D)
             Points, broadcast against the batch.
+        complete : bool, optional
+            Whether ``y`` is known to hold no NaN (None: look; True skips the look, which
+            costs a host sync on a GPU and cannot be traced into a graph).
 
         Returns
         -------
@@ -355,9 +358,10 @@ class GaussianMixture:
         """
         xp = self._xp
         y = self._as_points(y)
-        observed = ~xp.isnan(y)
-        if not bool(xp.all(observed)):
-            return self._observed_component_log_prob(y, observed)
+        if not complete:
+            observed = ~xp.isnan(y)
+            if not bool(xp.all(observed)):
+                return self._observed_component_log_prob(y, observed)
         diff = y[..., None, :] - self.means  # [..., *B, K, D]
         u = self.precision_cholesky
         if self.covariance_type == "full":
@@ -423,7 +427,7 @@ class GaussianMixture:
         )
         return xp.astype(maha, self.dtype), xp.astype(half_log_det, self.dtype)
 
-    def log_prob(self, y: Array) -> Array:
+    def log_prob(self, y: Array, complete: bool | None = None) -> Array:
         """Log-density at ``y`` of shape (..., *B, D) (broadcast against the batch).
 
         NaN coordinates count as missing (the density of the observed ones' marginal).
@@ -431,12 +435,14 @@ class GaussianMixture:
         Parameters
         ----------
         y : array of shape (..., *B, D)
+        complete : bool, optional
+            Whether ``y`` is known to hold no NaN (see ``component_log_prob``).
 
         Returns
         -------
         array of shape (..., *B)
         """
-        return self._kernels.logsumexp(self.component_log_prob(y), -1)
+        return self._kernels.logsumexp(self.component_log_prob(y, complete), -1)
 
     def responsibilities(self, y: Array) -> Array:
         """Posterior probability of each component given ``y``.

@@ -48,12 +48,14 @@ from mdn.estimator.fitting import (
     warn_if_worse_than_constant,
 )
 from mdn.estimator.model_file import read_model, write_model
+from mdn.estimator.novelty import fit_input_density
 from mdn.estimator.prediction import (
     collect,
     distributions,
     in_target_space,
     median_of_members,
     n_members,
+    novelty_scores,
     resolved_point,
 )
 from mdn.estimator.reference import REFERENCE
@@ -374,6 +376,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.validation_rows_ = None if val_rows is None else data.rows[val_rows.numpy()]
         warn_if_worse_than_constant(history, data.y_scaled[train_rows], y_val, self.epsilon)
         self._recalibrate(x_val, y_val)
+        self.input_density_ = fit_input_density(data.x_scaled[train_rows].double().numpy(), seed)
         self.history_ = history.as_dict()
         self.n_iter_ = history.n_iter
         if self.checkpoint is not None and not history.interrupted:
@@ -581,6 +584,30 @@ class MDN(RegressorMixin, BaseEstimator):
         """
         parts = [dist for _, dist in distributions(self, X)]
         return type(parts[0]).cat(parts)
+
+    def novelty(self, X: ArrayLike) -> np.ndarray:
+        """How far each row lies from the training inputs: a score to flag rows the model
+        has not learnt about, where its predictions and intervals are least to be trusted.
+
+        The score is ``-log p(x)`` of the row's features (as the network sees them) under a
+        Gaussian mixture fitted to the training rows' (``mdn.estimator.novelty``); rows above
+        ``novelty_threshold_`` (which 99 % of the training rows stay below) are novel.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return novelty_scores(self, X)
+
+    @property
+    def novelty_threshold_(self) -> float:
+        """The novelty score that 99 % of the training rows stay below (see ``novelty``)."""
+        check_is_fitted(self, "input_density_")
+        return self.input_density_.threshold
 
     @denormals_flushed()
     def sample(

@@ -18,6 +18,7 @@ import torch
 from mdn.distributions.calibration import SCALE_BOUNDS, SPREAD_BOUNDS, TAIL_BOUNDS
 from mdn.estimator.fitted import FITTED, SCALINGS
 from mdn.estimator.fitting import network_config
+from mdn.estimator.novelty import InputDensity
 from mdn.estimator.scaling import SCALERS
 from mdn.nn.network import MixtureDensityNetwork
 from mdn.params import Integer, validate_all
@@ -28,7 +29,10 @@ from mdn.training import History
 if TYPE_CHECKING:
     from mdn.estimator.fitted import FittedModel
 
-__all__ = ["StoredModel", "check_fitted", "read_model", "write_model"]
+__all__ = ["DENSITY_TENSORS", "StoredModel", "check_fitted", "read_model", "write_model"]
+
+#: The input density's arrays, stored as tensors ``novelty.<name>``.
+DENSITY_TENSORS = ("log_weights", "means", "precision_cholesky")
 
 #: The range each stored recalibration value must lie in (those that fitting allows).
 RECALIBRATION_BOUNDS = {
@@ -75,6 +79,11 @@ def write_model(model: FittedModel, path: str | os.PathLike) -> None:
     fitted = {name: getattr(model, name) for name in FITTED}
     if hasattr(model, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in model.feature_names_in_]
+    density = getattr(model, "input_density_", None)
+    if density is not None:
+        for name in DENSITY_TENSORS:
+            tensors[f"novelty.{name}"] = torch.as_tensor(getattr(density, name))
+        fitted["novelty_threshold_"] = density.threshold
     versions = {
         "mdn": package_version("mdn"),
         "torch": torch.__version__,
@@ -141,6 +150,7 @@ def _restore(
         values["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
     config = network_config(params, values["n_features_in_"], values["n_outputs_"])
     sizes = {"x": config["in_features"], "y": values["n_outputs_"]}
+    values["input_density_"] = _input_density(tensors, fitted, sizes["x"])
     for name in SCALINGS:
         scaling = tensors[name]
         if scaling.dtype != torch.float64 or tuple(scaling.shape) != (sizes[name[0]],):
@@ -151,6 +161,25 @@ def _restore(
             raise ValueError(f"{name} holds values that are not finite or a zero scale")
         values[name] = scaling.numpy()
     return StoredModel(params, values, _network(config, tensors))
+
+
+def _input_density(
+    tensors: dict[str, torch.Tensor], fitted: dict, n_features: int
+) -> InputDensity | None:
+    """The density of the training inputs, checked; None for files from before it."""
+    if "novelty_threshold_" not in fitted:
+        return None
+    parts = {name: tensors[f"novelty.{name}"] for name in DENSITY_TENSORS}
+    k = parts["log_weights"].shape[0] if parts["log_weights"].ndim == 1 else -1
+    shapes = {"log_weights": (k,), "means": (k, n_features),
+              "precision_cholesky": (k, n_features, n_features)}  # fmt: skip
+    for name, values in parts.items():
+        if values.dtype != torch.float64 or tuple(values.shape) != shapes[name] or k < 1:
+            raise ValueError(f"novelty.{name} must hold float64 values of shape {shapes[name]}")
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(f"novelty.{name} holds values that are not finite")
+    return InputDensity(*(parts[name].numpy() for name in DENSITY_TENSORS),
+                        float(fitted["novelty_threshold_"]))  # fmt: skip
 
 
 def _network(config: dict[str, object], tensors: dict[str, torch.Tensor]) -> MixtureDensityNetwork:
@@ -183,10 +212,13 @@ def check_fitted(fitted: dict[str, object]) -> None:
     ValueError or TypeError
         Naming the value that is wrong.
     """
-    unknown = set(fitted) - {*FITTED, "feature_names_in_"}
+    unknown = set(fitted) - {*FITTED, "feature_names_in_", "novelty_threshold_"}
     missing = set(FITTED) - set(fitted)
     if unknown or missing:
         raise ValueError(f"fitted values unknown: {sorted(unknown)}, missing: {sorted(missing)}")
+    threshold = fitted.get("novelty_threshold_", 0.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"novelty_threshold_ must be a number, got {threshold!r}")
     for name in ("n_features_in_", "n_outputs_"):
         Integer().check(name, fitted[name])
     if not isinstance(fitted["output_1d_"], bool) or (

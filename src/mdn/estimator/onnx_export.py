@@ -33,12 +33,12 @@ from mdn.distributions.transforms import AffineTransform
 from mdn.estimator.fitted import FITTED, NO_RECALIBRATION, SCALINGS
 from mdn.estimator.model_file import check_fitted
 from mdn.estimator.prediction import input_features, predictive, resolved_point
-from mdn.onnx.graph import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, OUTPUTS
+from mdn.onnx.graph import FORMAT_VERSION, INPUT, MEMBER_OUTPUTS, NOVELTY, OUTPUTS
 
 if TYPE_CHECKING:
     from mdn.estimator.fitted import FittedModel
 
-__all__ = ["ExportGraph", "export_onnx", "metadata"]
+__all__ = ["ExportGraph", "export_onnx", "metadata", "output_names"]
 
 #: A batch size for tracing that is neither 0 nor 1, which torch.export would specialise.
 _EXAMPLE_ROWS = 3
@@ -74,12 +74,29 @@ class ExportGraph(nn.Module):
         )
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        scaled = ((self.features(x) - self.x_shift) / self.x_scale).to(torch.float32)
-        members = self.unscale(self.network(scaled).to(torch.float64))  # [E?, N]
+        scaled = (self.features(x) - self.x_shift) / self.x_scale  # float64
+        members = self.unscale(self.network(scaled.to(torch.float32)).to(torch.float64))
         pooled = predictive(self.model, members)[1]  # [N]
         if not self.ensemble:  # a member axis of one, so that every model has the same outputs
             members = _with_member_axis(members)
-        return (*_parameters(pooled), *_parameters(members))
+        density = getattr(self.model, "input_density_", None)
+        novelty = () if density is None else (density.score(scaled),)
+        return (*_parameters(pooled), *_parameters(members), *novelty)
+
+
+def output_names(model: FittedModel) -> list[str]:
+    """The graph's outputs for ``model``: the novelty score where it has an input density.
+
+    Parameters
+    ----------
+    model : FittedModel
+
+    Returns
+    -------
+    list of str
+    """
+    novelty = [NOVELTY] if getattr(model, "input_density_", None) is not None else []
+    return [*OUTPUTS, *MEMBER_OUTPUTS, *novelty]
 
 
 def _parameters(mixture: GaussianMixture) -> tuple[Tensor, Tensor, Tensor]:
@@ -123,6 +140,8 @@ def metadata(model: FittedModel) -> dict[str, str]:
         "output_1d": bool(model.output_1d_),
         "covariance": model.covariance,
         "mixture_covariance": unscale.covariance_after(model.covariance),
+        "spectral_features": getattr(model, "spectral_features", None),
+        "novelty_threshold": getattr(getattr(model, "input_density_", None), "threshold", None),
         "target_transform": model.target_transform,
         "n_models": int(model.network_.n_models or 1),
         "n_mix": int(model.n_mix),
@@ -168,7 +187,7 @@ def export_onnx(model: FittedModel, path: str | os.PathLike) -> None:
             (example,),
             dynamo=True,
             input_names=[INPUT],
-            output_names=[*OUTPUTS, *MEMBER_OUTPUTS],
+            output_names=output_names(model),
             dynamic_shapes={"x": {0: torch.export.Dim("rows")}},
             optimize=True,
             verbose=False,

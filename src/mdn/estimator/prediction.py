@@ -33,8 +33,10 @@ __all__ = [
     "median_of_members",
     "member_distributions",
     "n_members",
+    "novelty_scores",
     "predictive",
     "resolved_point",
+    "scaled_features",
 ]
 
 Distribution = GaussianMixture | LogGaussianMixture
@@ -60,25 +62,75 @@ def member_distributions(
     mixture : GaussianMixture
     """
     check_is_fitted(model, "network_")
-    # Finiteness is checked chunk by chunk below: checking all of X at once costs
-    # temporaries as large as X.
-    X = validated_x(model, X, reset=False, dtype=(np.float64, np.float32))
     network = model.network_
-    features = input_features(model)
     device = next(network.parameters()).device
     unscale = AffineTransform(torch.as_tensor(model.y_shift_), torch.as_tensor(model.y_scale_))
     network.eval()
-    step = max(1, model.chunk_size // (network.n_models or 1))
-    for start in range(0, len(X), step):
-        rows = slice(start, start + step)
-        scaled_x = (features(X[rows]) - model.x_shift_) / model.x_scale_
-        check_scaled(scaled_x, "X", first_row=start)
+    for rows, scaled_x in scaled_features(model, X, model.chunk_size // (network.n_models or 1)):
         x = torch.as_tensor(scaled_x.astype(np.float32))
         with torch.inference_mode():
             scaled = network(x.to(device))
         # float64 from here: user units may be far from 1, and densities are compared
         # against other float64 tools.
         yield rows, unscale(scaled.to(torch.float64))
+
+
+def scaled_features(
+    model: FittedModel, X: ArrayLike, rows_per_chunk: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """The features the network sees (``spectral_features``, then the input scaling), a chunk
+    of rows at a time, in float64; each chunk checked for values the network cannot take.
+
+    Parameters
+    ----------
+    model : FittedModel
+        Fitted.
+    X : array-like of shape (n, p)
+    rows_per_chunk : int
+
+    Yields
+    ------
+    rows : slice
+    features : ndarray of shape (rows, p')
+    """
+    # Finiteness is checked chunk by chunk: checking all of X at once costs temporaries as
+    # large as X.
+    X = validated_x(model, X, reset=False, dtype=(np.float64, np.float32))
+    features = input_features(model)
+    step = max(1, rows_per_chunk)
+    for start in range(0, len(X), step):
+        rows = slice(start, start + step)
+        scaled = (features(X[rows]) - model.x_shift_) / model.x_scale_
+        check_scaled(scaled, "X", first_row=start)
+        yield rows, scaled
+
+
+def novelty_scores(model: FittedModel, X: ArrayLike) -> np.ndarray:
+    """How far each row lies from the training inputs (``mdn.estimator.novelty``).
+
+    Parameters
+    ----------
+    model : FittedModel
+        Fitted, with an input density (``input_density_``).
+    X : array-like of shape (n, p)
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``-log p(x)`` of each row's features under the training inputs' density; rows above
+        ``model.novelty_threshold_`` are novel.
+    """
+    check_is_fitted(model, "network_")
+    density = getattr(model, "input_density_", None)
+    if density is None:
+        raise ValueError(
+            "this model has no density of its training inputs (fitted on fewer than 10 rows, "
+            "or saved by an mdn from before novelty scores): refit it to score novelty"
+        )
+    out = np.empty(num_rows(X))
+    for rows, scaled in scaled_features(model, X, model.chunk_size):
+        out[rows] = density.score(scaled)
+    return out
 
 
 def distributions(model: FittedModel, X: ArrayLike) -> Iterator[tuple[slice, Distribution]]:

@@ -25,6 +25,7 @@ __all__ = [
     "FORMAT_VERSION",
     "INPUT",
     "MEMBER_OUTPUTS",
+    "NOVELTY",
     "OUTPUTS",
     "member_mixture",
     "predictive_mixture",
@@ -40,6 +41,9 @@ INPUT = "X"
 OUTPUTS = ("log_weights", "means", "precision_cholesky")
 #: Each member's mixture without recalibration, a leading member axis (E = 1 for one network).
 MEMBER_OUTPUTS = tuple(f"member_{name}" for name in OUTPUTS)
+#: How far each row lies from the training inputs (N,): ``MDN.novelty``, in graphs of models
+#: with an input density (their metadata's ``novelty_threshold`` is not null).
+NOVELTY = "novelty"
 #: Format 1's outputs, with covariance factors: lower Cholesky factors ("scale_tril") or
 #: standard deviations ("std"), as its metadata's ``scale_layout`` says.
 _FORMAT_1_OUTPUTS = ("log_weights", "means", "scale")

@@ -24,7 +24,7 @@ import numpy as np
 
 from mdn.distributions.mixture import GaussianMixture
 from mdn.distributions.transforms import LogGaussianMixture
-from mdn.onnx.graph import INPUT, member_mixture, predictive_mixture, read_metadata
+from mdn.onnx.graph import INPUT, NOVELTY, member_mixture, predictive_mixture, read_metadata
 from mdn.params import validate, validate_argument
 
 __all__ = ["OnnxPredictor"]
@@ -233,6 +233,28 @@ class OnnxPredictor:
         out = np.empty(len(y))
         for rows, outputs in self._chunks(X):
             out[rows] = self._distribution(outputs).log_prob(y[rows])
+        return out
+
+    def novelty(self, X: object) -> np.ndarray:
+        """How far each row lies from the training inputs, as ``MDN.novelty``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Rows above ``metadata["novelty_threshold"]`` are novel.
+        """
+        if self.metadata.get("novelty_threshold") is None:
+            raise ValueError(
+                "this graph has no novelty score: export it again from a model fitted by an "
+                "mdn with novelty scores"
+            )
+        out = np.empty(_num_rows(X))
+        for rows, outputs in self._chunks(X):
+            out[rows] = outputs[NOVELTY]
         return out
 
     def sample(

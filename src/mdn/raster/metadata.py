@@ -24,7 +24,13 @@ __all__ = [
 FILL_VALUE = np.float32(np.nan)
 
 #: The quality flag's values: why a pixel's outputs are empty (NaN), or 0 where they are not.
-FLAGS = {"valid": 0, "invalid_reflectance": 1, "beyond_model_range": 2, "flagged_in_scene": 3}
+FLAGS = {
+    "valid": 0,
+    "invalid_reflectance": 1,
+    "beyond_model_range": 2,
+    "flagged_in_scene": 3,
+    "outside_training_domain": 4,  # predicted: the inputs are novel to the model
+}
 
 #: Units of the usual ocean-colour targets (UDUNITS spelling), by lower-case name.
 KNOWN_UNITS = {

@@ -27,6 +27,7 @@ from mdn.estimator.prediction import (
     input_features,
     median_of_members,
     n_members,
+    novelty_scores,
     predictive,
     resolved_point,
 )
@@ -36,7 +37,7 @@ from mdn.runtime import denormals_flushed
 if TYPE_CHECKING:
     from mdn.estimator.model import MDN
 
-__all__ = ["FIELDS", "predict_pixels", "representable"]
+__all__ = ["FIELDS", "novel_pixels", "predict_pixels", "representable"]
 
 #: What ``predict_pixels`` returns per target, in this order.
 FIELDS = ("estimate", "lower", "upper", "aleatoric_sd", "epistemic_sd")
@@ -130,3 +131,23 @@ def representable(model: MDN, X: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         scaled = (input_features(model)(X.astype(np.float64)) - model.x_shift_) / model.x_scale_
     return (np.abs(scaled) <= FLOAT32_MAX).all(axis=1)
+
+
+def novel_pixels(model: MDN, X: np.ndarray) -> np.ndarray:
+    """Rows whose novelty score (``MDN.novelty``) lies above the model's threshold: inputs
+    outside its training domain; none for a model without an input density.
+
+    Parameters
+    ----------
+    model : MDN
+        Fitted.
+    X : ndarray of shape (n, n_features)
+        Finite features the model can take, in the order it was fitted on.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    if getattr(model, "input_density_", None) is None:
+        return np.zeros(len(X), dtype=bool)
+    return novelty_scores(_positional(model), X) > model.input_density_.threshold

@@ -32,7 +32,7 @@ from mdn.raster.metadata import (
 )
 from mdn.raster.models import ModelSource, model_source
 from mdn.raster.optional import require
-from mdn.raster.pixels import FIELDS, predict_pixels, representable
+from mdn.raster.pixels import FIELDS, novel_pixels, predict_pixels, representable
 from mdn.raster.readers import DEFAULT_CHUNKS, open_scene
 from mdn.runtime import intra_op_threads
 
@@ -95,6 +95,8 @@ def _predict_block(source: ModelSource, settings: _Settings, *arrays: np.ndarray
         with intra_op_threads(settings.threads):
             fields = predict_pixels(model, values[valid], settings.point, settings.coverage)
         out[:-1, valid] = fields.transpose(0, 2, 1).reshape(-1, fields.shape[1])  # [F, m, D]
+        novel = novel_pixels(model, values[valid])
+        out[-1, valid] = np.where(novel, FLAGS["outside_training_domain"], FLAGS["valid"])
     return out.reshape(-1, *shape)
 
 
