@@ -4,6 +4,8 @@ and the allocator's hold on the pages of large buffers."""
 from __future__ import annotations
 
 import contextlib
+import inspect
+import os
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ __all__ = [
     "denormals_flushed",
     "device_available",
     "intra_op_threads",
+    "outside_mdn_stacklevel",
     "resolve_device",
     "settle_allocator",
 ]
@@ -145,3 +148,21 @@ def settle_allocator() -> None:
     None
     """
     np.empty(_SETTLING_BYTES, dtype=np.uint8)  # freed at once
+
+
+def outside_mdn_stacklevel() -> int:
+    """The ``stacklevel`` of ``warnings.warn`` that points at the first caller outside mdn.
+
+    For warnings raised deep inside a prediction (through generators and decorators, whose
+    depth varies with the path), so that the user sees the line of their own call.
+
+    Returns
+    -------
+    int
+    """
+    inside = (os.path.dirname(os.path.abspath(__file__)), os.path.abspath(contextlib.__file__))
+    frame, level = inspect.currentframe().f_back, 1  # the function that will warn
+    # mdn's frames, and contextlib's (the decorators that flush denormals wrap the methods)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -42,14 +42,15 @@ def test_features_are_the_same_on_numpy_and_torch_and_floor_the_noise():
     assert unnamed.visible == (True,) * 5  # no wavelengths: every input sums
 
 
-def test_a_model_keeps_its_features_in_its_file_and_warns_of_floored_inputs(tmp_path):
+def test_a_model_keeps_its_features_in_its_file_and_warns_of_many_floored_inputs(tmp_path):
     pd = pytest.importorskip("pandas")
     X = pd.DataFrame(_spectra(), columns=NAMES)
     y = np.exp(2 * np.log(X["Rrs_443"] / X["Rrs_560"]))
-    X.iloc[5, 4] = -1e-4
+    X.iloc[5, 4] = -1e-4  # one noisy value: floored without a word
     params = dict(target_transform="log", n_iter=40, n_models=2, verbose=0, random_state=0)
-    with pytest.warns(UserWarning, match=r"1 input values are <= 1e-05 and were raised"):
-        model = MDN(spectral_features="shape", **params).fit(X, y)
+    model = MDN(spectral_features="shape", **params).fit(X, y)
+    with pytest.warns(UserWarning, match=r"1500 of 1500 input values are <= 1e-05"):
+        MDN(spectral_features="log", **{**params, "n_iter": 2}).fit(X * 1e-6, y)  # not sr^-1
     assert model.network_.config["in_features"] == 6 and model.x_shift_.shape == (6,)
     model.save(tmp_path / "shape.safetensors")
     loaded = mdn.load(tmp_path / "shape.safetensors")

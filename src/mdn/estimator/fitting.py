@@ -78,6 +78,8 @@ class TrainingData:
     rows : ndarray of shape (n,)
         Where each row stands in the data as the user passed it (rows without an observed
         target are left out).
+    input_medians : ndarray of shape (p,)
+        The median of each input column: the unit guard's reference (``mdn.ocean.units``).
     """
 
     X: np.ndarray
@@ -90,6 +92,7 @@ class TrainingData:
     target_names: list[str] | None
     groups: np.ndarray | None = None
     rows: np.ndarray | None = None
+    input_medians: np.ndarray | None = None
 
 
 def prepare_training_data(
@@ -156,19 +159,21 @@ def prepare_training_data(
         target_names,
         groups,
         np.flatnonzero(kept),
+        np.median(X, axis=0),
     )
 
 
 def _input_features(X: np.ndarray, kind: str | None, names: Sequence[str] | None) -> np.ndarray:
-    """The features the network sees (``mdn.ocean.features``), with a warning where
-    reflectance had to be raised to the floor before its logarithm."""
+    """The features the network sees (``mdn.ocean.features``), with a warning where more than
+    a tenth of the reflectance had to be raised to the floor before its logarithm."""
     if kind is None:
         return X
     raised = int(np.sum(X <= RRS_FLOOR))
-    if raised:
+    if raised > 0.1 * X.size:  # a few are noise (the near-infrared of clear water); many are not
         warnings.warn(
-            f"{raised} input values are <= {RRS_FLOOR:g} and were raised to it before the "
-            f"logarithm of spectral_features={kind!r} (noise, or a unit other than sr^-1?)",
+            f"{raised} of {X.size} input values are <= {RRS_FLOOR:g} and were raised to it "
+            f"before the logarithm of spectral_features={kind!r}: are the inputs reflectance "
+            "in sr^-1?",
             UserWarning,
             stacklevel=5,  # the caller of MDN.fit
         )

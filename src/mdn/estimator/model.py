@@ -393,6 +393,7 @@ class MDN(RegressorMixin, BaseEstimator):
         self.output_1d_, self.n_outputs_ = data.output_1d, data.y.shape[1]
         self.target_names_ = data.target_names
         self.x_shift_, self.x_scale_ = data.x_scaling.shift, data.x_scaling.scale
+        self.input_medians_ = data.input_medians
         self.y_shift_, self.y_scale_ = data.y_scaling.shift, data.y_scaling.scale
         return data
 

@@ -4,6 +4,7 @@ of a file checked before anything is built from it."""
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Collection
@@ -33,6 +34,8 @@ __all__ = ["DENSITY_TENSORS", "StoredModel", "check_fitted", "read_model", "writ
 
 #: The input density's arrays, stored as tensors ``novelty.<name>``.
 DENSITY_TENSORS = ("log_weights", "means", "precision_cholesky")
+#: Fitted values a model file may hold (files from earlier versions lack them).
+OPTIONAL_FITTED = ("feature_names_in_", "novelty_threshold_", "input_medians_")
 
 #: The range each stored recalibration value must lie in (those that fitting allows).
 RECALIBRATION_BOUNDS = {
@@ -79,6 +82,9 @@ def write_model(model: FittedModel, path: str | os.PathLike) -> None:
     fitted = {name: getattr(model, name) for name in FITTED}
     if hasattr(model, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in model.feature_names_in_]
+    medians = getattr(model, "input_medians_", None)
+    if medians is not None:
+        fitted["input_medians_"] = [float(v) for v in medians]
     density = getattr(model, "input_density_", None)
     if density is not None:
         for name in DENSITY_TENSORS:
@@ -148,6 +154,8 @@ def _restore(
     values = {name: fitted[name] for name in FITTED}
     if "feature_names_in_" in fitted:
         values["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
+    if "input_medians_" in fitted:
+        values["input_medians_"] = np.asarray(fitted["input_medians_"], dtype=np.float64)
     config = network_config(params, values["n_features_in_"], values["n_outputs_"])
     sizes = {"x": config["in_features"], "y": values["n_outputs_"]}
     values["input_density_"] = _input_density(tensors, fitted, sizes["x"])
@@ -212,13 +220,20 @@ def check_fitted(fitted: dict[str, object]) -> None:
     ValueError or TypeError
         Naming the value that is wrong.
     """
-    unknown = set(fitted) - {*FITTED, "feature_names_in_", "novelty_threshold_"}
+    unknown = set(fitted) - {*FITTED, *OPTIONAL_FITTED}
     missing = set(FITTED) - set(fitted)
     if unknown or missing:
         raise ValueError(f"fitted values unknown: {sorted(unknown)}, missing: {sorted(missing)}")
     threshold = fitted.get("novelty_threshold_", 0.0)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ValueError(f"novelty_threshold_ must be a number, got {threshold!r}")
+    medians = fitted.get("input_medians_", [0.0] * fitted["n_features_in_"])
+    if (
+        not isinstance(medians, list)
+        or len(medians) != fitted["n_features_in_"]
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in medians)
+    ):
+        raise ValueError("input_medians_ must be a finite number for each feature")
     for name in ("n_features_in_", "n_outputs_"):
         Integer().check(name, fitted[name])
     if not isinstance(fitted["output_1d_"], bool) or (

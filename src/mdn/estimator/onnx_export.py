@@ -141,6 +141,7 @@ def metadata(model: FittedModel) -> dict[str, str]:
         "covariance": model.covariance,
         "mixture_covariance": unscale.covariance_after(model.covariance),
         "spectral_features": getattr(model, "spectral_features", None),
+        "input_medians": _as_list(getattr(model, "input_medians_", None)),
         "novelty_threshold": getattr(getattr(model, "input_density_", None), "threshold", None),
         "target_transform": model.target_transform,
         "n_models": int(model.network_.n_models or 1),
@@ -150,6 +151,10 @@ def metadata(model: FittedModel) -> dict[str, str]:
         **{name.rstrip("_"): float(getattr(model, name)) for name in NO_RECALIBRATION},
     }
     return {key: json.dumps(value) for key, value in values.items()}
+
+
+def _as_list(values: np.ndarray | None) -> list[float] | None:
+    return None if values is None else [float(v) for v in values]
 
 
 def export_onnx(model: FittedModel, path: str | os.PathLike) -> None:

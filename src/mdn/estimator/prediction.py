@@ -5,6 +5,7 @@ through these functions."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,9 @@ from mdn.distributions.transforms import AffineTransform, LogGaussianMixture
 from mdn.estimator.data import check_scaled, num_rows, validated_x
 from mdn.estimator.fitting import recalibrated
 from mdn.ocean.features import SpectralFeatures
+from mdn.ocean.units import unit_factor, unit_warning
 from mdn.params import AUTO_POINTS, validate_argument
-from mdn.runtime import settle_allocator
+from mdn.runtime import outside_mdn_stacklevel, settle_allocator
 
 if TYPE_CHECKING:
     from mdn.estimator.fitted import FittedModel
@@ -37,6 +39,7 @@ __all__ = [
     "predictive",
     "resolved_point",
     "scaled_features",
+    "warn_if_another_unit",
 ]
 
 Distribution = GaussianMixture | LogGaussianMixture
@@ -96,6 +99,7 @@ def scaled_features(
     # Finiteness is checked chunk by chunk: checking all of X at once costs temporaries as
     # large as X.
     X = validated_x(model, X, reset=False, dtype=(np.float64, np.float32))
+    warn_if_another_unit(model, X[:rows_per_chunk])
     features = input_features(model)
     step = max(1, rows_per_chunk)
     for start in range(0, len(X), step):
@@ -103,6 +107,23 @@ def scaled_features(
         scaled = (features(X[rows]) - model.x_shift_) / model.x_scale_
         check_scaled(scaled, "X", first_row=start)
         yield rows, scaled
+
+
+def warn_if_another_unit(model: FittedModel, X: np.ndarray) -> None:
+    """Warn where ``X``'s level is the training inputs' times a known factor between units of
+    reflectance (``mdn.ocean.units``): pi (rho_w), 100 (percent), 10,000 (Sentinel-2 L2A).
+
+    Parameters
+    ----------
+    model : FittedModel
+        Fitted; models saved before the unit guard have no ``input_medians_``.
+    X : ndarray of shape (n, p)
+        Some of the rows to predict (a chunk).
+    """
+    medians = getattr(model, "input_medians_", None)
+    factor = None if medians is None or not len(X) else unit_factor(X, medians)
+    if factor is not None:
+        warnings.warn(unit_warning(factor), UserWarning, stacklevel=outside_mdn_stacklevel())
 
 
 def novelty_scores(model: FittedModel, X: ArrayLike) -> np.ndarray:

@@ -18,12 +18,14 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
 from mdn.distributions.mixture import GaussianMixture
 from mdn.distributions.transforms import LogGaussianMixture
+from mdn.ocean.units import unit_factor, unit_warning
 from mdn.onnx.graph import INPUT, NOVELTY, member_mixture, predictive_mixture, read_metadata
 from mdn.params import validate, validate_argument
 
@@ -113,6 +115,10 @@ class OnnxPredictor:
         """The graph's outputs a chunk of rows at a time."""
         X = self._features(X)
         step = max(1, self.chunk_size // self.n_models)
+        medians = self.metadata.get("input_medians")
+        factor = None if medians is None else unit_factor(X[:step], np.asarray(medians))
+        if factor is not None:  # the unit guard, as MDN's
+            warnings.warn(unit_warning(factor), UserWarning, stacklevel=4)
         for start in range(0, len(X), step):
             rows = slice(start, start + step)
             outputs = self._session.run(None, {INPUT: X[rows]})
